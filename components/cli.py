@@ -1,0 +1,126 @@
+"""`python -m components <command>`: the command line. Exit codes: 0 ok, 1 check failed, 2 bad input.
+
+Each command's work lives in its own module, imported only when that command runs, so `--help`
+stays fast (no Pulumi, hvac or boto3 at start-up).
+"""
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from components.errors import EXIT_BAD_INPUT, InputError
+from components.manifest import DEFAULT_MANIFEST
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _manifest_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--manifest", type=Path, default=DEFAULT_MANIFEST, help="manifest file (default: %(default)s)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m components",
+        description="Move .env credentials into Vault KV v2 or AWS Secrets Manager. "
+        "Exit codes: 0 ok, 1 check failed, 2 bad input or cannot check. Output never contains a value.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler: str, help: str, description: str) -> argparse.ArgumentParser:
+        p = commands.add_parser(name, help=help, description=description)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = command(
+        "derive",
+        "components.derive:run_derive",
+        "write the manifest from a .env",
+        "Classify every key of the .env as secret or config, map each secret to its path, and write the "
+        "manifest. Re-deriving keeps hand edits; removed keys are reported and dropped only with --prune.",
+    )
+    p.add_argument("--env-file", type=Path, required=True, help="the .env to read")
+    _manifest_arg(p)
+    p.add_argument(
+        "--service", action="append", default=[], metavar="NAME", help="a service that reads secrets (repeat)"
+    )
+    p.add_argument(
+        "--secret", action="append", default=[], metavar="KEY", help="treat KEY as a secret (recorded)"
+    )
+    p.add_argument(
+        "--config", action="append", default=[], metavar="KEY", help="treat KEY as plain config (recorded)"
+    )
+    p.add_argument("--prune", action="store_true", help="drop manifest keys that are no longer in the .env")
+
+    p = command(
+        "check",
+        "components.derive:run_check",
+        "check that a .env and the manifest agree",
+        "Exit 0 when the .env and manifest agree, 1 with a list of problems otherwise (for CI and pre-commit).",
+    )
+    p.add_argument("--env-file", type=Path, required=True, help="the .env to check")
+    _manifest_arg(p)
+
+    p = command(
+        "template",
+        "components.derive:run_template",
+        "write .env.template (secrets commented out)",
+        "Write a .env.template that keeps config values and comments out every secret as "
+        "`# KEY=<YOUR_KEY>` (runbook Phase 1).",
+    )
+    p.add_argument("--env-file", type=Path, required=True, help="the .env to read")
+    _manifest_arg(p)
+    p.add_argument("--out", type=Path, default=Path(".env.template"), help="output file (default: %(default)s)")
+
+    p = command(
+        "verify",
+        "components.verify:run",
+        "read every secret back and check each service's policy",
+        "The runbook's Validation checklist: every manifest secret is present (and, with --env-file, equal "
+        "to the .env value by SHA-256), and every service's read policy grants exactly its secrets. "
+        "Connects with VAULT_ADDR/VAULT_TOKEN or the usual AWS chain (and AWS_ENDPOINT_URL).",
+    )
+    p.add_argument("--backend", choices=["vault", "aws"], required=True)
+    p.add_argument("--namespace", required=True, help="the environment prefix, e.g. staging")
+    _manifest_arg(p)
+    p.add_argument("--env-file", type=Path, help="compare each value's SHA-256 with this .env's")
+    p.add_argument("--vault-addr", help="Vault address (default: $VAULT_ADDR); the token comes only from VAULT_TOKEN")
+    p.add_argument("--vault-mount", default="secret", help="KV v2 mount (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print a JSON report (for CI)")
+    p.add_argument("--concurrency", type=int, default=16, help="parallel requests (default: %(default)s)")
+
+    p = command(
+        "gate",
+        "components.gate:run",
+        "judge a `pulumi preview --json` before deploying",
+        "Fail (exit 1) when a protected stack would delete or replace a secret, version, mount or policy, "
+        "or when the preview reports an error. Prints a Markdown summary for a pull-request comment.",
+    )
+    p.add_argument("preview_json", type=Path, metavar="PREVIEW_JSON", help="output of `pulumi preview --json`")
+    p.add_argument("--protected", action="store_true", help="the stack is protected (prod)")
+    p.add_argument(
+        "--allow-delete",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="allow deleting or replacing the resources of this env key (repeat)",
+    )
+    return parser
+
+
+def resolve(spec: str) -> Handler:
+    module, _, function = spec.partition(":")
+    handler: Handler = getattr(importlib.import_module(module), function)
+    return handler
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return resolve(args.handler)(args)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
