@@ -17,9 +17,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _manifest_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--manifest", type=Path, default=DEFAULT_MANIFEST, help="manifest file (default: %(default)s)"
-    )
+    p.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST, help="manifest file (default: %(default)s)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,12 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--service", action="append", default=[], metavar="NAME", help="a service that reads secrets (repeat)"
     )
-    p.add_argument(
-        "--secret", action="append", default=[], metavar="KEY", help="treat KEY as a secret (recorded)"
-    )
-    p.add_argument(
-        "--config", action="append", default=[], metavar="KEY", help="treat KEY as plain config (recorded)"
-    )
+    p.add_argument("--secret", action="append", default=[], metavar="KEY", help="treat KEY as a secret (recorded)")
+    p.add_argument("--config", action="append", default=[], metavar="KEY", help="treat KEY as plain config (recorded)")
     p.add_argument("--prune", action="store_true", help="drop manifest keys that are no longer in the .env")
 
     p = command(

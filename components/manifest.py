@@ -119,8 +119,11 @@ def path_problem(path: str) -> str | None:
 # --- reading and writing --------------------------------------------------------------------------
 
 
-def load(path: Path | str = DEFAULT_MANIFEST) -> Manifest:
-    """Read and validate a manifest; InputError names the file and the key for any problem."""
+def load(path: Path | str = DEFAULT_MANIFEST, *, allow_shared_paths: bool = False) -> Manifest:
+    """Read and validate a manifest; InputError names the file and the key for any problem.
+
+    `allow_shared_paths` lets `check` report two keys on one path as a finding instead of failing to load.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -134,10 +137,24 @@ def load(path: Path | str = DEFAULT_MANIFEST) -> Manifest:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise InputError(f"{where}: not valid YAML") from None
-    return from_data(data, str(path))
+    manifest = from_data(data, str(path))
+    if not allow_shared_paths:
+        for problem in shared_paths(manifest):
+            raise InputError(f"{path}: {problem}")
+    return manifest
+
+
+def shared_paths(manifest: Manifest) -> list[str]:
+    """One line per path that two or more keys claim (each would overwrite the other's value)."""
+    owners: dict[str, list[str]] = {}
+    for key, secret in sorted(manifest.secrets.items()):
+        owners.setdefault(secret.path, []).append(key)
+    return [f"secrets {' and '.join(keys)} share the path {p}" for p, keys in owners.items() if len(keys) > 1]
 
 
 def from_data(data: Any, source: str = "manifest") -> Manifest:
+    """Structural validation of parsed YAML; shared paths are left to `shared_paths`."""
+
     def fail(msg: str) -> InputError:
         return InputError(f"{source}: {msg}")
 
@@ -162,7 +179,6 @@ def from_data(data: Any, source: str = "manifest") -> Manifest:
     if not isinstance(raw_secrets, dict):
         raise fail("secrets must be a mapping KEY -> {path, readers}")
     secrets: dict[str, Secret] = {}
-    owner_of_path: dict[str, str] = {}
     for key, entry in raw_secrets.items():
         if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
             raise fail("a secrets key is not a valid env key name")
@@ -173,9 +189,6 @@ def from_data(data: Any, source: str = "manifest") -> Manifest:
         problem = path_problem(secret_path)
         if problem:
             raise fail(f"secrets.{key}: {problem}")
-        if secret_path in owner_of_path:
-            raise fail(f"secrets {owner_of_path[secret_path]} and {key} share the path {secret_path}")
-        owner_of_path[secret_path] = key
         readers = entry.get("readers", list(services))
         if not isinstance(readers, list) or not all(isinstance(r, str) for r in readers):
             raise fail(f"secrets.{key}: readers must be a list of service names")
@@ -197,13 +210,26 @@ def from_data(data: Any, source: str = "manifest") -> Manifest:
     return Manifest(tuple(services), secrets, tuple(dict.fromkeys(config)), dict(overrides))
 
 
+class _ServiceList(list[str]):
+    """Written in flow style (`[a, b]`); every other list is one item per line, for readable diffs."""
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+_Dumper.add_representer(
+    _ServiceList, lambda dumper, data: dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True)
+)
+
+
 def to_data(manifest: Manifest) -> dict[str, Any]:
     """Plain data in a stable order: keys sorted, services as listed."""
     data: dict[str, Any] = {
         "version": SCHEMA_VERSION,
-        "services": list(manifest.services),
+        "services": _ServiceList(manifest.services),
         "secrets": {
-            key: {"path": s.path, "readers": list(s.readers)} for key, s in sorted(manifest.secrets.items())
+            key: {"path": s.path, "readers": _ServiceList(s.readers)} for key, s in sorted(manifest.secrets.items())
         },
         "config": sorted(manifest.config),
     }
@@ -213,7 +239,7 @@ def to_data(manifest: Manifest) -> dict[str, Any]:
 
 
 def dump(manifest: Manifest) -> str:
-    body = yaml.safe_dump(to_data(manifest), sort_keys=False, default_flow_style=None, width=100)
+    body = yaml.dump(to_data(manifest), Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1000)
     return MANIFEST_HEADER + body
 
 
