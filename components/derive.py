@@ -106,11 +106,17 @@ def derive(
     return result
 
 
+def _credential_message(env_file: Path, key: str, entry: EnvEntry) -> str:
+    return (
+        f"{env_file}:{entry.line}: {key}: config value looks like a credential "
+        f"(make it a secret: derive --secret {key})"
+    )
+
+
 def credential_like_config(env_file: Path, env: dict[str, EnvEntry], manifest: Manifest) -> list[str]:
     """Config keys whose value looks like a credential: a decision that would leave a secret in plain text."""
     return [
-        f"{env_file}:{entry.line}: {key}: config value looks like a credential "
-        f"(make it a secret: derive --secret {key})"
+        _credential_message(env_file, key, entry)
         for key, entry in env.items()
         if key in manifest.config and looks_like_credential(entry.value)
     ]
@@ -128,7 +134,8 @@ def problems(env_file: Path, env: dict[str, EnvEntry], manifest: Manifest) -> li
     for key, entry in env.items():
         if key not in manifest.secrets and key not in manifest.config:
             found.append(f"{env_file}:{entry.line}: {key}: in neither secrets nor config (run derive)")
-    found.extend(credential_like_config(env_file, env, manifest))
+        elif key in manifest.config and looks_like_credential(entry.value):
+            found.append(_credential_message(env_file, key, entry))
     found.extend(shared_paths(manifest))
     return found
 

@@ -231,8 +231,8 @@ def test_check_lists_every_problem(workdir, capsys):
         "5 problem(s) between .env and secrets.manifest.yaml:",
         "  .env: ALPACA_API_KEY_ID: manifest secret (alpaca/api_key_id) is missing from the .env",
         "  .env:8: DATABASE_PASSWORD: manifest secret (database/password) is empty",
-        "  .env:14: NEW_SETTING: in neither secrets nor config (run derive)",
         "  .env:9: REDIS_URL: config value looks like a credential (make it a secret: derive --secret REDIS_URL)",
+        "  .env:14: NEW_SETTING: in neither secrets nor config (run derive)",
         "  secrets DATABASE_PASSWORD and REDIS_PASSWORD share the path database/password",
     ]
 
