@@ -36,6 +36,8 @@ CREDENTIAL_VALUE = re.compile(
 )
 
 Decision = Literal["secret", "config"]
+# libyaml's safe loader when PyYAML was built with it: ~10x faster on manifests with thousands of secrets.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MANIFEST_HEADER = (
     "# secrets.manifest.yaml: which .env keys are secrets, where each lives, which services read it.\n"
     "# Written by `python -m components derive`; hand edits (path, readers, services) survive re-deriving.\n"
@@ -132,7 +134,7 @@ def load(path: Path | str = DEFAULT_MANIFEST, *, allow_shared_paths: bool = Fals
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: cannot read manifest ({e.__class__.__name__})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
