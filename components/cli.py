@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vault-addr", help="Vault address (default: $VAULT_ADDR); the token comes only from VAULT_TOKEN")
     p.add_argument("--vault-mount", default="secret", help="KV v2 mount (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print a JSON report (for CI)")
-    p.add_argument("--concurrency", type=int, default=16, help="parallel requests (default: %(default)s)")
+    p.add_argument("--concurrency", type=int, default=32, help="parallel requests (default: %(default)s)")
 
     p = command(
         "gate",
