@@ -1,0 +1,1 @@
+"""The CrossGuard policy pack (rules in `policy.rules`, the pack built only in `policy/__main__.py`)."""

@@ -1,0 +1,350 @@
+"""The policy pack's rules: pure checks, the validators that apply them, and the policy objects.
+
+`pulumi preview --policy-pack policy --policy-pack-config policy/config.<stack>.json` runs them on every
+resource the program registers. The pack itself is built only in `policy/__main__.py`, because
+constructing a `PolicyPack` starts a gRPC server and blocks.
+
+Pack config is per policy (that is how `--policy-pack-config` files are shaped):
+`{"secret-names": {"namespace": "staging"}, "least-privilege": {"namespace": "staging", "mount": "secret"},
+"protection": {"protected": false}}`.
+
+Messages name resources, paths, actions and config keys, never an input value: the engine hands the
+validators plaintext secrets (`dataJson`, `secretString`), and a violation message is printed by the CLI.
+"""
+
+import functools
+import json
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import hcl2
+from lark.exceptions import LarkError
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+)
+
+from components.naming import secret_name, vault_data_path
+
+VAULT_SECRET = "vault:kv/secretV2:SecretV2"
+VAULT_POLICY = "vault:index/policy:Policy"
+VAULT_MOUNT = "vault:index/mount:Mount"
+AWS_SECRET = "aws:secretsmanager/secret:Secret"
+AWS_SECRET_VERSION = "aws:secretsmanager/secretVersion:SecretVersion"
+IAM_POLICY = "aws:iam/policy:Policy"
+IAM_ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+
+# The input that names each resource in its backend. Left out, the provider autonames it
+# (`<logical>-1a2b3c4`), which breaks the runbook's paths and the gate's URN -> key mapping.
+# The engine analyzes inputs *after* the provider's Check, which fills the autoname in; the namespace
+# rule (`<ns>/...`, `<ns>-...`) is what rejects such a name there. The explicit-name check catches the
+# omission wherever inputs arrive unchecked (the SDK mocks, providers that name at create time).
+NAME_INPUT = {VAULT_SECRET: "name", VAULT_POLICY: "name", VAULT_MOUNT: "path", AWS_SECRET: "name", IAM_POLICY: "name"}
+SECRET_TYPES = frozenset({VAULT_SECRET, AWS_SECRET})
+# Vault policies and IAM policies are account/cluster-wide and (Vault) overwritten by name: a staging
+# stack must not be able to write `prod-secrets-read`.
+POLICY_TYPES = frozenset({VAULT_POLICY, IAM_POLICY})
+
+VAULT_DATA_CAPABILITIES = frozenset({"read"})
+VAULT_METADATA_CAPABILITIES = frozenset({"read", "list"})
+# Lower-cased: IAM compares action names case-insensitively.
+IAM_ALLOWED_ACTIONS = frozenset(
+    a.lower() for a in ("secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret", "kms:Decrypt")
+)
+DEFAULT_MOUNT = "secret"
+# The engine registers the root stack itself, and providers hold no data: `protect` cannot be set on
+# the first and deleting the second deletes nothing, so the protection rule does not ask it of them.
+PROTECT_EXEMPT_PREFIXES = ("pulumi:pulumi:Stack", "pulumi:providers:")
+MIN_RECOVERY_WINDOW_DAYS = 7
+AWS_DEFAULT_RECOVERY_WINDOW_DAYS = 30
+
+_HCL_OPTIONS = hcl2.SerializationOptions(with_comments=False, explicit_blocks=False, strip_string_quotes=True)
+_NAMESPACE_SCHEMA = {
+    "type": "string",
+    "pattern": "^[a-z0-9][a-z0-9-]*$",
+    "description": "The stack's namespace: every secret is named `<namespace>/...`.",
+}
+
+
+class ConfigMissing(Exception):
+    """A required pack config key is absent (the CLI validates the schema; unit tests and old CLIs may not)."""
+
+
+def _namespace(args: ResourceValidationArgs) -> str:
+    value = args.get_config().get("namespace")
+    if not isinstance(value, str) or not value:
+        raise ConfigMissing("namespace")
+    return value
+
+
+def _mount(args: ResourceValidationArgs) -> str:
+    value = args.get_config().get("mount", DEFAULT_MOUNT)
+    return value if isinstance(value, str) and value else DEFAULT_MOUNT
+
+
+Validator = Callable[[ResourceValidationArgs, ReportViolation], None]
+
+
+def _with_config(validate: Validator) -> Validator:
+    """A missing pack config key is a violation that says which key, not a crash of the analyzer."""
+
+    @functools.wraps(validate)
+    def wrapper(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        try:
+            validate(args, report_violation)
+        except ConfigMissing as e:
+            report_violation(
+                f"pack config `{e}` is not set: pass --policy-pack-config policy/config.<stack>.json", None
+            )
+
+    return wrapper
+
+
+# ---------------------------------------------------------------- pure checks (no Pulumi types)
+
+
+def secret_name_problems(name: str, namespace: str) -> list[str]:
+    """A secret's name must be `<namespace>/<path>` with a non-empty path and no `.`/`..` segment."""
+    prefix = secret_name(namespace, "")
+    if not name.startswith(prefix) or name == prefix:
+        return [f"name `{name}` is not under the namespace `{prefix}`"]
+    if any(segment in ("", ".", "..") for segment in name[len(prefix) :].split("/")):
+        return [f"name `{name}` has an empty, `.` or `..` path segment"]
+    return []
+
+
+def vault_policy_problems(hcl: str, mount: str, namespace: str) -> list[str]:
+    """Only `read` on `<mount>/data/<ns>/...` and `read`/`list` on `<mount>/metadata/<ns>/...`.
+
+    Parsed with python-hcl2, not regexes: a second `path` block, an odd attribute or a string where a
+    list belongs all show up as structure.
+    """
+    try:
+        document = hcl2.loads(hcl, serialization_options=_HCL_OPTIONS)
+    except (LarkError, ValueError) as e:
+        return [f"the policy is not valid HCL ({type(e).__name__})"]
+    problems = [
+        f"unexpected top-level `{key}` (a Vault ACL policy holds only `path` blocks)"
+        for key in document
+        if key != "path"
+    ]
+    data_prefix = vault_data_path(mount, namespace, "")
+    allowed = {
+        data_prefix: VAULT_DATA_CAPABILITIES,
+        # KV v2 keeps versions and listing under `metadata/` beside `data/`.
+        f"{mount}/metadata/{namespace}/": VAULT_METADATA_CAPABILITIES,
+    }
+    blocks = document.get("path", [])
+    for block in blocks if isinstance(blocks, list) else [blocks]:
+        for path, body in block.items() if isinstance(block, dict) else []:
+            problems += _vault_path_problems(str(path), body, allowed)
+    return problems
+
+
+def _vault_path_problems(path: str, body: Any, allowed: Mapping[str, frozenset[str]]) -> list[str]:
+    prefix = next((p for p in allowed if path.startswith(p)), None)
+    if prefix is None or ".." in path.split("/"):
+        return [f'path "{path}" is outside ' + " and ".join(f"`{p}`" for p in allowed)]
+    if not isinstance(body, dict) or set(body) != {"capabilities"}:
+        keys = sorted(body) if isinstance(body, dict) else []
+        return [f'path "{path}" must set only `capabilities` (found: {", ".join(keys) or "nothing"})']
+    capabilities = body["capabilities"]
+    if not isinstance(capabilities, list) or not all(isinstance(c, str) for c in capabilities):
+        return [f'path "{path}": `capabilities` must be a list of strings']
+    extra = sorted(set(capabilities) - allowed[prefix])
+    if extra:
+        grant = " and ".join(f"`{c}`" for c in sorted(allowed[prefix]))
+        return [f'path "{path}" grants {", ".join(f"`{c}`" for c in extra)}; only {grant} is allowed there']
+    return []
+
+
+def _secret_arn_re(namespace: str) -> re.Pattern[str]:
+    return re.compile(rf"arn:[^:]+:secretsmanager:[^:]*:[^:]*:secret:{re.escape(namespace)}/.+")
+
+
+_KMS_KEY_ARN = re.compile(r"arn:[^:]+:kms:[^:]+:[^:]+:key/[^*?]+")
+
+
+def iam_policy_problems(document: Any, namespace: str) -> list[str]:
+    """Allow only the three read actions, on this namespace's secret ARNs (and KMS key ARNs for
+    `kms:Decrypt`); never `Resource: "*"`, never `NotAction`/`NotResource`. `document` is the JSON
+    string or the dict `aws.iam.Policy(policy=...)` takes."""
+    if isinstance(document, str):
+        try:
+            document = json.loads(document)
+        except json.JSONDecodeError:
+            return ["the policy is not valid JSON"]
+    if not isinstance(document, dict):
+        return ["the policy is not a JSON object"]
+    statements = document.get("Statement")
+    statements = [statements] if isinstance(statements, dict) else statements
+    if not isinstance(statements, list) or not statements:
+        return ["the policy has no `Statement`"]
+    problems: list[str] = []
+    for index, statement in enumerate(statements):
+        label = f"statement {statement.get('Sid') or index}" if isinstance(statement, dict) else f"statement {index}"
+        if not isinstance(statement, dict):
+            problems.append(f"{label} is not an object")
+            continue
+        problems += [
+            f"{label} uses `{key}`" for key in ("NotAction", "NotResource", "NotPrincipal") if key in statement
+        ]
+        if statement.get("Effect") == "Deny":
+            continue  # a Deny narrows access; only what is allowed needs to be least privilege
+        if statement.get("Effect") != "Allow":
+            problems.append(f"{label} has no `Effect` of Allow or Deny")
+            continue
+        problems += _allow_problems(label, statement, namespace)
+    return problems
+
+
+def _strings(value: Any) -> list[str] | None:
+    items = [value] if isinstance(value, str) else value
+    return items if isinstance(items, list) and all(isinstance(i, str) for i in items) else None
+
+
+def _allow_problems(label: str, statement: Mapping[str, Any], namespace: str) -> list[str]:
+    actions, resources = _strings(statement.get("Action")), _strings(statement.get("Resource"))
+    if actions is None or resources is None or not actions or not resources:
+        return [f"{label} needs `Action` and `Resource` as strings or lists of strings"]
+    problems = [f"{label} allows `{a}`" for a in actions if a.lower() not in IAM_ALLOWED_ACTIONS]
+    if "*" in resources:
+        problems.append(f'{label} allows on `Resource: "*"`')
+    patterns = []
+    if any(a.lower().startswith("secretsmanager:") for a in actions):
+        patterns.append(_secret_arn_re(namespace))
+    if "kms:decrypt" in (a.lower() for a in actions):
+        patterns.append(_KMS_KEY_ARN)
+    problems += [
+        f"{label} names `{r}`, not a secret under `{namespace}/` or a KMS key"
+        for r in resources
+        if r != "*" and patterns and not any(p.fullmatch(r) for p in patterns)
+    ]
+    return problems
+
+
+# ---------------------------------------------------------------- validators (one rule each)
+
+
+def validate_explicit_name(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Every named resource type carries its backend name explicitly: no autonaming."""
+    key = NAME_INPUT.get(args.resource_type)
+    if key is None:
+        return
+    value = args.props.get(key)
+    if not isinstance(value, str) or not value.strip():
+        report_violation(f"{args.name}: `{key}` must be set explicitly (otherwise the provider autonames it)", None)
+
+
+@_with_config
+def validate_namespaced_name(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Secrets are named `<namespace>/<path>`; policies `<namespace>-...` (they are global by name)."""
+    if args.resource_type not in SECRET_TYPES | POLICY_TYPES:
+        return
+    namespace = _namespace(args)
+    name = args.props.get("name")
+    if not isinstance(name, str) or not name.strip():
+        return  # validate_explicit_name reports it
+    if args.resource_type in SECRET_TYPES:
+        problems = secret_name_problems(name, namespace)
+    else:
+        problems = [] if name.startswith(f"{namespace}-") else [f"name `{name}` does not start with `{namespace}-`"]
+    for problem in problems:
+        report_violation(f"{args.name}: {problem}", None)
+
+
+@_with_config
+def validate_vault_policy(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """A Vault policy grants read (and list on metadata) under `<mount>/{data,metadata}/<ns>/` only."""
+    if args.resource_type != VAULT_POLICY:
+        return
+    hcl = args.props.get("policy")
+    problems = (
+        vault_policy_problems(hcl, _mount(args), _namespace(args))
+        if isinstance(hcl, str)
+        else ["`policy` is not an HCL string"]
+    )
+    for problem in problems:
+        report_violation(f"{args.name}: {problem}", None)
+
+
+@_with_config
+def validate_iam_policy(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """An IAM policy allows only GetSecretValue/DescribeSecret/kms:Decrypt on named, namespaced ARNs."""
+    if args.resource_type != IAM_POLICY:
+        return
+    for problem in iam_policy_problems(args.props.get("policy"), _namespace(args)):
+        report_violation(f"{args.name}: {problem}", None)
+
+
+def _protected(args: ResourceValidationArgs) -> bool:
+    value = args.get_config().get("protected")
+    if not isinstance(value, bool):
+        raise ConfigMissing("protected")
+    return value
+
+
+@_with_config
+def validate_protect(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """On a protected stack every resource (but the root stack and providers) has `protect` set."""
+    if not _protected(args) or args.resource_type.startswith(PROTECT_EXEMPT_PREFIXES):
+        return
+    if not args.opts.protect:
+        report_violation(f"{args.name}: `protect` is not set on a protected stack", None)
+
+
+@_with_config
+def validate_recovery_window(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """On a protected stack a deleted secret stays recoverable for at least 7 days (absent: AWS's 30)."""
+    if args.resource_type != AWS_SECRET or not _protected(args):
+        return
+    days = args.props.get("recoveryWindowInDays", AWS_DEFAULT_RECOVERY_WINDOW_DAYS)
+    if days is None:
+        days = AWS_DEFAULT_RECOVERY_WINDOW_DAYS
+    if isinstance(days, bool) or not isinstance(days, int | float) or days < MIN_RECOVERY_WINDOW_DAYS:
+        report_violation(
+            f"{args.name}: `recoveryWindowInDays` must be at least {MIN_RECOVERY_WINDOW_DAYS} on a protected stack",
+            None,
+        )
+
+
+# ---------------------------------------------------------------- the policies the pack enforces
+
+SECRET_NAMES = ResourceValidationPolicy(
+    name="secret-names",
+    description="Secrets are named `<namespace>/<path>`, policies `<namespace>-...`, and nothing is autonamed.",
+    validate=[validate_explicit_name, validate_namespaced_name],
+    enforcement_level=EnforcementLevel.MANDATORY,
+    config_schema=PolicyConfigSchema(properties={"namespace": _NAMESPACE_SCHEMA}, required=["namespace"]),
+)
+
+LEAST_PRIVILEGE = ResourceValidationPolicy(
+    name="least-privilege",
+    description="Read policies grant only reading this namespace's secrets.",
+    validate=[validate_vault_policy, validate_iam_policy],
+    enforcement_level=EnforcementLevel.MANDATORY,
+    config_schema=PolicyConfigSchema(
+        properties={
+            "namespace": _NAMESPACE_SCHEMA,
+            "mount": {"type": "string", "default": DEFAULT_MOUNT, "description": "The KV v2 mount path."},
+        },
+        required=["namespace"],
+    ),
+)
+
+PROTECTION = ResourceValidationPolicy(
+    name="protection",
+    description="On a protected stack every resource is protected and deleted secrets stay recoverable.",
+    validate=[validate_protect, validate_recovery_window],
+    enforcement_level=EnforcementLevel.MANDATORY,
+    config_schema=PolicyConfigSchema(
+        properties={"protected": {"type": "boolean", "description": "The stack is protected (prod)."}},
+        required=["protected"],
+    ),
+)
+
+POLICIES: list[ResourceValidationPolicy] = [SECRET_NAMES, LEAST_PRIVILEGE, PROTECTION]
