@@ -26,6 +26,7 @@ fmt: setup
 	$(PYTHON) -m ruff check --fix .
 
 bench: setup
+	$(PYTHON) bench/cli_startup.py
 	$(PYTHON) bench/program_scale.py
 	$(PYTHON) bench/verify_throughput.py
 
