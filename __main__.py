@@ -4,6 +4,7 @@ import gc
 
 import pulumi
 
+from components import naming
 from components.aws_store import AwsSecretStore, AwsSecretStoreArgs
 from components.manifest import sha256_of_file
 from components.settings import load_manifest, load_settings, load_values, stored_secrets
@@ -25,7 +26,7 @@ opts = pulumi.ResourceOptions(protect=settings.protect)
 store: VaultSecretStore | AwsSecretStore
 if settings.backend == "vault":
     store = VaultSecretStore(
-        "secrets",
+        naming.STORE,
         VaultSecretStoreArgs(
             namespace=settings.namespace,
             mount=settings.vault_mount,
@@ -37,7 +38,7 @@ if settings.backend == "vault":
     )
 else:
     store = AwsSecretStore(
-        "secrets",
+        naming.STORE,
         AwsSecretStoreArgs(
             namespace=settings.namespace,
             services=list(manifest.services),

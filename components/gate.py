@@ -27,18 +27,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from components import naming
 from components.errors import EXIT_CHECK_FAILED, EXIT_OK, InputError
 
 # What holds a secret or decides who reads it: losing one of these in prod loses data or access.
 GUARDED_TYPES = frozenset(
     {
-        "vault:index/mount:Mount",
-        "vault:kv/secretV2:SecretV2",
-        "vault:index/policy:Policy",
-        "aws:secretsmanager/secret:Secret",
-        "aws:secretsmanager/secretVersion:SecretVersion",
-        "aws:iam/policy:Policy",
-        "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+        naming.VAULT_MOUNT,
+        naming.VAULT_SECRET,
+        naming.VAULT_POLICY,
+        naming.AWS_SECRET,
+        naming.AWS_SECRET_VERSION,
+        naming.IAM_POLICY,
+        naming.IAM_ATTACHMENT,
     }
 )
 # How each step op is counted. `replace` and `delete` end the life of the existing resource (a
@@ -59,15 +60,9 @@ CATEGORY = {
 CATEGORIES = ("create", "update", "replace", "delete")
 DESTRUCTIVE = ("replace", "delete")
 ROOT_STACK = "pulumi:pulumi:Stack"
-# The logical-name contract of the stores: a secret's resources are named after its env key.
-_SECRET_NAME = re.compile(r"secrets-(?P<key>[A-Za-z_][A-Za-z0-9_]*)(?:-version)?")
-_SECRET_TYPES = frozenset(
-    {
-        "vault:kv/secretV2:SecretV2",
-        "aws:secretsmanager/secret:Secret",
-        "aws:secretsmanager/secretVersion:SecretVersion",
-    }
-)
+# The logical-name contract of the stores (naming.STORE): a secret's resources are named after its env key.
+_SECRET_NAME = re.compile(re.escape(naming.STORE) + r"-(?P<key>[A-Za-z_][A-Za-z0-9_]*)(?:-version)?")
+_SECRET_TYPES = frozenset({naming.VAULT_SECRET, naming.AWS_SECRET, naming.AWS_SECRET_VERSION})
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,12 @@ import yaml
 
 from components.envfile import KEY_PATTERN
 from components.errors import InputError
+from components.naming import NAME_PATTERN
 
 SCHEMA_VERSION = 1
 DEFAULT_MANIFEST = Path("secrets.manifest.yaml")
 
-SERVICE_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]*")
+SERVICE_PATTERN = NAME_PATTERN
 PATH_SEGMENT = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 
 # A key is a secret when its last `_`-word is one of these (compared case-insensitively) ...

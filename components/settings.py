@@ -19,10 +19,11 @@ from components import manifest as manifest_mod
 from components.envfile import read_env
 from components.errors import InputError
 from components.manifest import SERVICE_PATTERN, Manifest, path_problem
+from components.naming import NAME_PATTERN
 
 PROJECT = "secrets-migration"
 BACKENDS = ("vault", "aws")
-NAMESPACE_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]*")
+NAMESPACE_PATTERN = NAME_PATTERN
 # AWS role names: https://docs.aws.amazon.com/IAM/latest/APIReference/API_Role.html
 ROLE_NAME_PATTERN = re.compile(r"[\w+=,.@-]{1,64}")
 KMS_KEY_ARN_PATTERN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+")

@@ -28,15 +28,15 @@ from pulumi_policy import (
     ResourceValidationPolicy,
 )
 
-from components.naming import secret_name, vault_data_path
-
-VAULT_SECRET = "vault:kv/secretV2:SecretV2"
-VAULT_POLICY = "vault:index/policy:Policy"
-VAULT_MOUNT = "vault:index/mount:Mount"
-AWS_SECRET = "aws:secretsmanager/secret:Secret"
-AWS_SECRET_VERSION = "aws:secretsmanager/secretVersion:SecretVersion"
-IAM_POLICY = "aws:iam/policy:Policy"
-IAM_ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+from components.naming import (
+    AWS_SECRET,
+    IAM_POLICY,
+    VAULT_MOUNT,
+    VAULT_POLICY,
+    VAULT_SECRET,
+    secret_name,
+    vault_data_path,
+)
 
 # The input that names each resource in its backend. Left out, the provider autonames it
 # (`<logical>-1a2b3c4`), which breaks the runbook's paths and the gate's URN -> key mapping.

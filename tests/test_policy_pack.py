@@ -23,6 +23,15 @@ from pulumi_policy import (
 from pulumi_policy.policy import _PolicyAnalyzerServicer
 
 from components.manifest import load
+from components.naming import (
+    AWS_SECRET,
+    AWS_SECRET_VERSION,
+    IAM_ATTACHMENT,
+    IAM_POLICY,
+    VAULT_MOUNT,
+    VAULT_POLICY,
+    VAULT_SECRET,
+)
 from components.policies import (
     iam_read_policy,
     iam_read_policy_json,
@@ -31,17 +40,10 @@ from components.policies import (
     vault_service_policy_hcl,
 )
 from policy.rules import (
-    AWS_SECRET,
-    AWS_SECRET_VERSION,
-    IAM_ATTACHMENT,
-    IAM_POLICY,
     LEAST_PRIVILEGE,
     POLICIES,
     PROTECTION,
     SECRET_NAMES,
-    VAULT_MOUNT,
-    VAULT_POLICY,
-    VAULT_SECRET,
 )
 from tests.conftest import REPO
 
