@@ -84,21 +84,26 @@ class _Statement:
 
 
 def statements(document: Mapping[str, Any] | str) -> list[Mapping[str, Any]]:
-    """The statements of a policy given as a dict or its JSON text."""
+    """The statements of a policy given as a dict or its JSON text (as `aws.iam.Policy` takes it).
+
+    The one loader of IAM documents: `verify` evaluates them, the policy pack judges them.
+    """
     if isinstance(document, str):
         try:
             document = json.loads(document)
         except json.JSONDecodeError:
-            raise PolicyDocumentError("policy document is not valid JSON") from None
-    if not isinstance(document, Mapping) or "Statement" not in document:
-        raise PolicyDocumentError("policy document has no Statement")
-    found = document["Statement"]
+            raise PolicyDocumentError("the policy is not valid JSON") from None
+    if not isinstance(document, Mapping):
+        raise PolicyDocumentError("the policy is not a JSON object")
+    found = document.get("Statement")
     found = [found] if isinstance(found, Mapping) else found
-    if not isinstance(found, list) or not all(isinstance(s, Mapping) for s in found):
-        raise PolicyDocumentError("Statement must be an object or a list of objects")
-    for s in found:
+    if not isinstance(found, list):
+        raise PolicyDocumentError("the policy has no `Statement`")
+    for index, s in enumerate(found):
+        if not isinstance(s, Mapping):
+            raise PolicyDocumentError(f"statement {index} is not an object")
         if s.get("Effect") not in ("Allow", "Deny"):
-            raise PolicyDocumentError("Effect must be Allow or Deny")
+            raise PolicyDocumentError(f"statement {s.get('Sid') or index} has no `Effect` of Allow or Deny")
     return found
 
 

@@ -13,7 +13,6 @@ validators plaintext secrets (`dataJson`, `secretString`), and a violation messa
 """
 
 import functools
-import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -28,6 +27,7 @@ from pulumi_policy import (
     ResourceValidationPolicy,
 )
 
+from components import iam_eval
 from components.naming import (
     AWS_SECRET,
     IAM_POLICY,
@@ -173,32 +173,20 @@ def iam_policy_problems(document: Any, namespace: str) -> list[str]:
     """Allow only the three read actions, on this namespace's secret ARNs (and KMS key ARNs for
     `kms:Decrypt`); never `Resource: "*"`, never `NotAction`/`NotResource`. `document` is the JSON
     string or the dict `aws.iam.Policy(policy=...)` takes."""
-    if isinstance(document, str):
-        try:
-            document = json.loads(document)
-        except json.JSONDecodeError:
-            return ["the policy is not valid JSON"]
-    if not isinstance(document, dict):
-        return ["the policy is not a JSON object"]
-    statements = document.get("Statement")
-    statements = [statements] if isinstance(statements, dict) else statements
-    if not isinstance(statements, list) or not statements:
+    try:
+        statements = iam_eval.statements(document)
+    except iam_eval.PolicyDocumentError as e:
+        return [str(e)]
+    if not statements:  # allows nothing, but AWS refuses it; say so before a deploy does
         return ["the policy has no `Statement`"]
     problems: list[str] = []
     for index, statement in enumerate(statements):
-        label = f"statement {statement.get('Sid') or index}" if isinstance(statement, dict) else f"statement {index}"
-        if not isinstance(statement, dict):
-            problems.append(f"{label} is not an object")
-            continue
+        label = f"statement {statement.get('Sid') or index}"
         problems += [
             f"{label} uses `{key}`" for key in ("NotAction", "NotResource", "NotPrincipal") if key in statement
         ]
-        if statement.get("Effect") == "Deny":
-            continue  # a Deny narrows access; only what is allowed needs to be least privilege
-        if statement.get("Effect") != "Allow":
-            problems.append(f"{label} has no `Effect` of Allow or Deny")
-            continue
-        problems += _allow_problems(label, statement, namespace)
+        if statement["Effect"] == "Allow":  # a Deny narrows access; only what is allowed must be least privilege
+            problems += _allow_problems(label, statement, namespace)
     return problems
 
 
