@@ -196,8 +196,8 @@ def template(env: dict[str, EnvEntry], manifest: Manifest | None) -> tuple[str, 
 # --- command handlers -----------------------------------------------------------------------------------
 
 
-def _load_if_present(path: Path, **kwargs: bool) -> Manifest | None:
-    return load(path, **kwargs) if path.exists() else None
+def _load_if_present(path: Path) -> Manifest | None:
+    return load(path) if path.exists() else None
 
 
 def run_derive(args: argparse.Namespace) -> int:
