@@ -1,4 +1,4 @@
-"""The Pulumi program: stack config -> manifest -> values -> one secret store -> exports (no values)."""
+"""The Pulumi program: stack config -> manifest -> layout -> values -> one secret store -> exports (no values)."""
 
 import gc
 
@@ -6,8 +6,11 @@ import pulumi
 
 from components import naming
 from components.aws_store import AwsSecretStore, AwsSecretStoreArgs
+from components.layout import layout
 from components.manifest import sha256_of_file
-from components.settings import load_manifest, load_settings, load_values, stored_secrets
+from components.policies import aws_limit_problems
+from components.settings import ConfigError, load_manifest, load_settings
+from components.values import load_values
 from components.vault_store import VaultSecretStore, VaultSecretStoreArgs
 
 # The cyclic garbage collector, not the program, made cost grow faster than the stack: its full-heap
@@ -17,32 +20,37 @@ from components.vault_store import VaultSecretStore, VaultSecretStoreArgs
 # (bench/program_scale.py, docs/benchmarks.md). Reference counting still frees everything else.
 gc.disable()
 
-settings = load_settings()
-manifest = load_manifest(settings)
-secrets = stored_secrets(manifest, load_values(settings, manifest))
-# Children inherit `protect` from the component.
-opts = pulumi.ResourceOptions(protect=settings.protect)
+try:
+    settings = load_settings()
+    manifest = load_manifest(settings)
+    plan = layout(manifest, settings.backend, settings.namespace, settings.vault_mount)
+    if settings.backend == "aws":
+        # AWS would refuse these half-way through `pulumi up`; stop before anything is created.
+        problems = aws_limit_problems(plan, settings.aws_service_roles, settings.aws_kms_key_id)
+        if problems:
+            raise ConfigError(f"this stack cannot fit AWS's limits: {problems[0]}")
+    values = load_values(settings, manifest)
+except ConfigError as e:
+    raise pulumi.RunError(str(e)) from None
 
+# Children inherit `protect` from the component (AWS secret versions opt out: see aws_store).
+opts = pulumi.ResourceOptions(protect=settings.protect)
 store: VaultSecretStore | AwsSecretStore
 if settings.backend == "vault":
     store = VaultSecretStore(
         naming.STORE,
         VaultSecretStoreArgs(
-            namespace=settings.namespace,
-            mount=settings.vault_mount,
-            manage_mount=settings.vault_manage_mount,
-            services=list(manifest.services),
-            secrets=secrets,
+            layout=plan, values=values, manage_mount=settings.vault_manage_mount, approle=settings.vault_approle
         ),
         opts,
     )
+    pulumi.export("appRoles", store.app_roles)
 else:
     store = AwsSecretStore(
         naming.STORE,
         AwsSecretStoreArgs(
-            namespace=settings.namespace,
-            services=list(manifest.services),
-            secrets=secrets,
+            layout=plan,
+            values=values,
             kms_key_id=settings.aws_kms_key_id,
             recovery_window_in_days=settings.aws_recovery_window_in_days,
             service_roles=settings.aws_service_roles,

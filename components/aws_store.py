@@ -1,50 +1,33 @@
 """`AwsSecretStore`: a namespace's secrets in AWS Secrets Manager and the IAM policies that read them.
 
 Each secret is named `<ns>/<path>`, as the runbook's
-`aws secretsmanager create-secret --name staging/alpaca/api_key_id --secret-string ...`.
+`aws secretsmanager create-secret --name staging/alpaca/api_key_id --secret-string ...`, and tagged
+`read-<service>` for each of its readers; each service's policy reads the namespace's secrets that
+carry its tag (constant size: components.policies). What is registered is `components.layout`'s layout.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TypedDict
 
 import pulumi
 import pulumi_aws as aws
 
-from components.naming import aws_namespace_policy, aws_service_policy, secret_name
-from components.policies import (
-    IAM_MANAGED_POLICY_MAX_CHARS,
-    iam_policy_size,
-    iam_read_policy_json,
-    secret_arn_pattern,
-)
-from components.settings import StoredSecret
-
-MANAGED_BY = "pulumi/secrets-migration"
+from components import naming
+from components.layout import Layout
+from components.policies import iam_json, iam_read_policy, iam_service_read_policy, secret_arn_pattern, secret_tags
 
 
 class AwsSecretStoreArgs(TypedDict):
-    namespace: str
-    """Prefix of every secret name: `staging`."""
-    services: Sequence[str]
-    """Services that get a read policy, in manifest order."""
-    secrets: Mapping[str, StoredSecret]
-    """Env key -> path, readers and (secret) value."""
+    layout: Layout
+    """Where every secret and policy goes (components.layout)."""
+    values: Mapping[str, pulumi.Output[str]]
+    """Env key -> (secret) value."""
     kms_key_id: str | None
     """Customer-managed KMS key ARN for the secrets; None: the AWS managed key."""
     recovery_window_in_days: int
     """Days a deleted secret stays recoverable (0 or 7-30)."""
     service_roles: Mapping[str, str]
     """Service -> IAM role name its read policy is attached to."""
-
-
-def _policy_document(policy_name: str, arns: list[str], kms_key_id: str | None) -> str:
-    document = iam_read_policy_json(arns, kms_key_id)
-    if iam_policy_size(document) > IAM_MANAGED_POLICY_MAX_CHARS:
-        pulumi.log.warn(
-            f"{policy_name}: the policy document is over IAM's {IAM_MANAGED_POLICY_MAX_CHARS}-character "
-            "limit for managed policies; split the service's secrets or shorten their paths"
-        )
-    return document
 
 
 class AwsSecretStore(pulumi.ComponentResource):  # type: ignore[misc]  # pulumi is untyped to mypy
@@ -56,72 +39,81 @@ class AwsSecretStore(pulumi.ComponentResource):  # type: ignore[misc]  # pulumi 
     """ARN of the namespace-wide read policy."""
 
     def __init__(self, name: str, args: AwsSecretStoreArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("secrets-migration:index:AwsSecretStore", name, None, opts)
+        super().__init__(naming.AWS_STORE_TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        ns, kms_key_id = args["namespace"], args["kms_key_id"]
+        plan, kms_key_id = args["layout"], args["kms_key_id"]
+        ns = plan.namespace
 
-        arns: dict[str, pulumi.Output[str]] = {}
-        for key, secret in args["secrets"].items():
-            stored = aws.secretsmanager.Secret(
-                f"{name}-{key}",
-                name=secret_name(ns, secret["path"]),
-                description=f"{key} for {ns} (secrets-migration)",
+        stored: dict[str, aws.secretsmanager.Secret] = {}
+        for spot in plan.secrets:
+            secret = aws.secretsmanager.Secret(
+                spot.logical_name,
+                name=spot.name,
+                description=naming.secret_description(ns, spot.key),
                 kms_key_id=kms_key_id,
                 recovery_window_in_days=args["recovery_window_in_days"],
-                tags={"managed-by": MANAGED_BY, "namespace": ns, "env-key": key},
-                # No delete_before_replace: `name` is the only ForceNew input we set, so a replacement
-                # always has a new name and create-before-delete cannot collide. Deleting first would
-                # leave services without the secret and, with a recovery window, still find the old
-                # name reserved.
-                opts=child,
+                # Tags are updated in place (TagResource/UntagResource): changing readers never replaces.
+                tags=secret_tags(ns, spot.key, spot.readers),
+                opts=pulumi.ResourceOptions.merge(
+                    child,
+                    pulumi.ResourceOptions(aliases=[pulumi.Alias(name=naming.legacy_secret_logical_name(spot.key))]),
+                ),
             )
             aws.secretsmanager.SecretVersion(
-                f"{name}-{key}-version",
-                secret_id=stored.id,
-                secret_string=pulumi.Output.secret(secret["value"]),
-                opts=child,
+                spot.logical_name,
+                secret_id=secret.id,
+                secret_string=pulumi.Output.secret(args["values"][spot.key]),
+                opts=pulumi.ResourceOptions.merge(
+                    child,
+                    pulumi.ResourceOptions(
+                        aliases=[pulumi.Alias(name=naming.legacy_version_logical_name(spot.key))],
+                        # `secret_string` is ForceNew: every rotation replaces the version. That only adds
+                        # a version (the old one loses its AWSPREVIOUS label on delete; the secret stays),
+                        # so the version is never protected, even on a protected stack.
+                        protect=False,
+                    ),
+                ),
             )
-            arns[key] = stored.arn
+            stored[spot.key] = secret
 
         policies: dict[str, pulumi.Output[str]] = {}
-        for service in args["services"]:
-            keys = [k for k, s in args["secrets"].items() if service in s["readers"]]
-            if not keys:  # IAM refuses a policy without a resource; a service that reads nothing gets none.
-                continue
-            policy_name = aws_service_policy(ns, service)
+        self.namespace_policy = pulumi.Output.from_input("")
+        # The resource pattern needs the account and region, which only an ARN tells; any secret's will do.
+        first_arn = next(iter(stored.values())).arn if stored else None
+        for spot in plan.policies:
+            assert first_arn is not None  # the layout has AWS policies only when there are secrets
+            service = spot.service
+            if service is None:
+                document = first_arn.apply(
+                    lambda arn: iam_json(iam_read_policy([secret_arn_pattern(arn, ns)], kms_key_id))
+                )
+                description = naming.iam_namespace_policy_description(ns)
+            else:
+                document = first_arn.apply(
+                    lambda arn, s=service: iam_json(iam_service_read_policy(secret_arn_pattern(arn, ns), s, kms_key_id))
+                )
+                description = naming.iam_service_policy_description(ns, service)
             policy = aws.iam.Policy(
-                f"{name}-{service}-read",
-                name=policy_name,
-                description=f"Read {service}'s secrets in {ns} (secrets-migration)",
-                policy=pulumi.Output.all(*[arns[k] for k in keys]).apply(
-                    lambda resolved, n=policy_name: _policy_document(n, list(resolved), kms_key_id)
+                spot.logical_name,
+                name=spot.name,
+                description=description,
+                policy=document,
+                # A service's policy is updated after the secrets it reads: their tags are what it grants on.
+                opts=pulumi.ResourceOptions.merge(
+                    child, pulumi.ResourceOptions(depends_on=[stored[k] for k in spot.keys] if service else None)
                 ),
-                opts=child,
             )
+            if service is None:
+                self.namespace_policy = policy.arn
+                continue
             policies[service] = policy.arn
             role = args["service_roles"].get(service)
             if role:
                 aws.iam.RolePolicyAttachment(
-                    f"{name}-{service}-attach-{role}", role=role, policy_arn=policy.arn, opts=child
+                    naming.attachment_logical_name(service, role), role=role, policy_arn=policy.arn, opts=child
                 )
 
-        if arns:
-            # One name-prefix pattern rather than every ARN: stays within IAM's size limit at any count.
-            first_arn = next(iter(arns.values()))
-            namespace_policy = aws.iam.Policy(
-                f"{name}-namespace-read",
-                name=aws_namespace_policy(ns),
-                description=f"Read every secret in {ns} (secrets-migration)",
-                policy=first_arn.apply(lambda arn: iam_read_policy_json([secret_arn_pattern(arn, ns)], kms_key_id)),
-                opts=child,
-            )
-            self.namespace_policy = namespace_policy.arn
-        else:
-            self.namespace_policy = pulumi.Output.from_input("")
-
-        self.secret_paths = pulumi.Output.from_input(
-            {key: secret_name(ns, s["path"]) for key, s in args["secrets"].items()}
-        )
+        self.secret_paths = pulumi.Output.from_input({s.key: s.location for s in plan.secrets})
         self.policies = pulumi.Output.from_input(policies)
         self.register_outputs(
             {

@@ -1,19 +1,53 @@
 """`python -m components <command>`: the command line. Exit codes: 0 ok, 1 check failed, 2 bad input.
 
-Each command's work lives in its own module, imported only when that command runs, so `--help`
-stays fast (no Pulumi, hvac or boto3 at start-up).
+Each command's work lives in its own module, imported by the command's function below only when that
+command runs, so `--help` stays fast (no Pulumi, hvac or boto3 at start-up) and every dependency of
+the CLI is visible here.
 """
 
 import argparse
-import importlib
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from components.errors import EXIT_BAD_INPUT, InputError
 from components.manifest import DEFAULT_MANIFEST
+from components.naming import DEFAULT_MOUNT
 
 Handler = Callable[[argparse.Namespace], int]
+
+
+# --- the commands: one function each, importing its module when it runs ------------------------------
+
+
+def derive_command(args: argparse.Namespace) -> int:
+    from components.derive import run_derive
+
+    return run_derive(args)
+
+
+def check_command(args: argparse.Namespace) -> int:
+    from components.derive import run_check
+
+    return run_check(args)
+
+
+def template_command(args: argparse.Namespace) -> int:
+    from components.derive import run_template
+
+    return run_template(args)
+
+
+def verify_command(args: argparse.Namespace) -> int:
+    from components.verify import run
+
+    return run(args)
+
+
+def gate_command(args: argparse.Namespace) -> int:
+    from components.gate import run
+
+    return run(args)
 
 
 def _manifest_arg(p: argparse.ArgumentParser) -> None:
@@ -28,14 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, handler: str, help: str, description: str) -> argparse.ArgumentParser:
+    def command(name: str, handler: Handler, help: str, description: str) -> argparse.ArgumentParser:
         p = commands.add_parser(name, help=help, description=description)
         p.set_defaults(handler=handler)
         return p
 
     p = command(
         "derive",
-        "components.derive:run_derive",
+        derive_command,
         "write the manifest from a .env",
         "Classify every key of the .env as secret or config, map each secret to its path, and write the "
         "manifest. Re-deriving keeps hand edits; removed keys are reported and dropped only with --prune.",
@@ -51,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command(
         "check",
-        "components.derive:run_check",
+        check_command,
         "check that a .env and the manifest agree",
         "Exit 0 when the .env and manifest agree, 1 with a list of problems otherwise (for CI and pre-commit).",
     )
@@ -60,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command(
         "template",
-        "components.derive:run_template",
+        template_command,
         "write .env.template (secrets commented out)",
         "Write a .env.template that keeps config values and comments out every secret as "
         "`# KEY=<YOUR_KEY>` (runbook Phase 1).",
@@ -71,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command(
         "verify",
-        "components.verify:run",
+        verify_command,
         "read every secret back and check each service's policy",
         "The runbook's Validation checklist: every manifest secret is present (and, with --env-file, equal "
         "to the .env value by SHA-256), and every service's read policy grants exactly its secrets. "
@@ -82,13 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
     _manifest_arg(p)
     p.add_argument("--env-file", type=Path, help="compare each value's SHA-256 with this .env's")
     p.add_argument("--vault-addr", help="Vault address (default: $VAULT_ADDR); the token comes only from VAULT_TOKEN")
-    p.add_argument("--vault-mount", default="secret", help="KV v2 mount (default: %(default)s)")
+    p.add_argument("--vault-mount", default=DEFAULT_MOUNT, help="KV v2 mount (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print a JSON report (for CI)")
     p.add_argument("--concurrency", type=int, default=32, help="parallel requests (default: %(default)s)")
 
     p = command(
         "gate",
-        "components.gate:run",
+        gate_command,
         "judge a `pulumi preview --json` before deploying",
         "Fail (exit 1) when a protected stack would delete or replace a secret, version, mount or policy, "
         "or when the preview reports an error. Prints a Markdown summary for a pull-request comment.",
@@ -105,16 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def resolve(spec: str) -> Handler:
-    module, _, function = spec.partition(":")
-    handler: Handler = getattr(importlib.import_module(module), function)
-    return handler
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return resolve(args.handler)(args)
+        handler: Handler = args.handler
+        return handler(args)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -8,11 +8,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from components import naming
 from components.envfile import EnvEntry, read_env
 from components.errors import EXIT_CHECK_FAILED, EXIT_OK, InputError
 from components.files import write_atomic
 from components.manifest import (
-    SERVICE_PATTERN,
     Decision,
     Manifest,
     Secret,
@@ -56,8 +56,9 @@ def derive(
         if key not in env:
             raise InputError(f"--secret/--config {key}: no such key in the .env")
     for name in services or []:
-        if not SERVICE_PATTERN.fullmatch(name):
-            raise InputError(f"--service {name!r}: service names must match [a-z0-9][a-z0-9-]*")
+        problem = naming.name_problem("service", name)
+        if problem:
+            raise InputError(f"--service: {problem}")
 
     all_services = tuple(dict.fromkeys([*old.services, *(services or [])]))
     overrides: dict[str, Decision] = dict(old.overrides)

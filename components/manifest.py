@@ -15,12 +15,12 @@ import yaml
 
 from components.envfile import KEY_PATTERN
 from components.errors import InputError
-from components.naming import NAME_PATTERN
+from components import naming
 
 SCHEMA_VERSION = 1
 DEFAULT_MANIFEST = Path("secrets.manifest.yaml")
 
-SERVICE_PATTERN = NAME_PATTERN
+SERVICE_PATTERN = naming.SERVICE_PATTERN
 PATH_SEGMENT = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 
 # A key is a secret when its last `_`-word is one of these (compared case-insensitively) ...
@@ -173,8 +173,9 @@ def from_data(data: Any, source: str = "manifest") -> Manifest:
     if not isinstance(services, list) or not all(isinstance(s, str) for s in services):
         raise fail("services must be a list of names")
     for s in services:
-        if not SERVICE_PATTERN.fullmatch(s):
-            raise fail(f"service name {s!r} must match [a-z0-9][a-z0-9-]*")
+        problem = naming.name_problem("service", s)
+        if problem:
+            raise fail(problem)
     if len(set(services)) != len(services):
         raise fail("services lists a name twice")
 

@@ -1,40 +1,61 @@
-"""The stack's config, read and validated in one place (DESIGN.md "Stack config").
+"""The stack's config, read and validated in one place (DESIGN.md "Stack config"). Config only: no value
+of a secret passes through here (`components.values` resolves those).
 
-`load_settings()` turns `pulumi.Config` into a frozen `Settings`; `load_values()` finds each manifest
-secret's value (`values` config, else `envFile`) and wraps it in `pulumi.Output.secret` where it is read.
-Every problem is a `ConfigError` naming config keys and env keys, never a value. Components never read
-config: the program passes them these plain, typed values.
+`parse_settings(raw, stack)` is pure: it turns the stack's config (short keys, as strings, the way the
+CLI hands them to a program) into a frozen `Settings`, or raises `ConfigError` naming the config key,
+never a value. `load_settings()` feeds it from `pulumi.Config` inside a program; `stack_file_config()`
+feeds it from `Pulumi.yaml` + `Pulumi.<stack>.yaml` for the commands that run outside one (the
+migration, the demo), so both read the same defaults.
 """
 
+import ipaddress
 import json
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypedDict, cast
+from typing import Any, cast
 
-import pulumi
+import yaml
 
 from components import manifest as manifest_mod
-from components.envfile import read_env
+from components import naming
 from components.errors import InputError
-from components.manifest import SERVICE_PATTERN, Manifest, path_problem
-from components.naming import NAME_PATTERN
+from components.layout import Backend
+from components.manifest import Manifest, path_problem
 
 PROJECT = "secrets-migration"
 BACKENDS = ("vault", "aws")
-NAMESPACE_PATTERN = NAME_PATTERN
 # AWS role names: https://docs.aws.amazon.com/IAM/latest/APIReference/API_Role.html
 ROLE_NAME_PATTERN = re.compile(r"[\w+=,.@-]{1,64}")
 KMS_KEY_ARN_PATTERN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+")
 PROD_NAMESPACE = "prod"
 SET_VALUE_HINT = "pulumi config set --secret --path 'values.KEY'"
+DEFAULT_TOKEN_TTL = 600
+DEFAULT_TOKEN_MAX_TTL = 1800
 
-Backend = Literal["vault", "aws"]
+
+class ConfigError(InputError):
+    """Bad stack config. The program turns it into a `pulumi.RunError`: one line, no traceback."""
 
 
-class ConfigError(InputError, pulumi.RunError):  # type: ignore[misc]  # pulumi is untyped to mypy
-    """Bad stack config. A `RunError`, so `pulumi up` prints the one-line message without a traceback."""
+def key(name: str) -> str:
+    """The full config key: `secrets-migration:<name>`."""
+    return f"{PROJECT}:{name}"
+
+
+@dataclass(frozen=True)
+class AppRoleOptions:
+    """The per-service AppRole login (Vault): role names and policies come from the layout."""
+
+    mount: str = naming.DEFAULT_APPROLE_MOUNT
+    manage_mount: bool = False
+    token_ttl: int = DEFAULT_TOKEN_TTL
+    token_max_ttl: int = DEFAULT_TOKEN_MAX_TTL
+    secret_id_ttl: int = 0
+    """0: a secret_id does not expire by time."""
+    token_bound_cidrs: tuple[str, ...] = ()
+    secret_id_bound_cidrs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -49,119 +70,206 @@ class Settings:
     protect: bool
     vault_mount: str
     vault_manage_mount: bool
+    vault_approle: AppRoleOptions | None
+    """None when `vaultAppRole` is off (or the backend is AWS)."""
     aws_kms_key_id: str | None
     aws_recovery_window_in_days: int
-    aws_service_roles: dict[str, str]
+    aws_service_roles: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_prod(self) -> bool:
         return self.namespace == PROD_NAMESPACE
 
 
-class StoredSecret(TypedDict):
-    """One manifest secret as the stores take it."""
+class _Reader:
+    """Typed access to the raw config strings, each problem a ConfigError naming the key."""
 
-    path: str
-    """Relative to the namespace: `alpaca/api_key_id`."""
-    readers: list[str]
-    """Services allowed to read it."""
-    value: pulumi.Output[str]
-    """Its value, already secret."""
+    def __init__(self, raw: Mapping[str, str | None]) -> None:
+        self.raw = raw
+
+    def text(self, name: str, default: str = "") -> str:
+        value = self.raw.get(name)
+        return default if value is None or value == "" else value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.text(name).lower()
+        if value == "":
+            return default
+        if value not in ("true", "false"):
+            raise ConfigError(f"{key(name)}: must be true or false")
+        return value == "true"
+
+    def integer(self, name: str, default: int, problem: Callable[[int], str | None]) -> int:
+        value = self.text(name)
+        if value == "":
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            raise ConfigError(f"{key(name)}: must be a whole number") from None
+        message = problem(number)
+        if message:
+            raise ConfigError(f"{key(name)}: {message}")
+        return number
+
+    def json(self, name: str, kind: type, hint: str) -> Any:
+        """A map- or list-valued key; unset, empty, `{}` and `[]` (the Pulumi.yaml defaults) are empty."""
+        value = self.text(name).strip()
+        if value == "":
+            return kind()
+        try:
+            data = json.loads(value)
+        except ValueError:
+            data = None
+        if not isinstance(data, kind):
+            raise ConfigError(f"{key(name)}: must be a {kind.__name__ if kind is list else 'map'} ({hint})")
+        return data
 
 
-def _key(name: str) -> str:
-    return f"{PROJECT}:{name}"
+def _cidrs(reader: _Reader, name: str) -> tuple[str, ...]:
+    items = reader.json(name, list, f"set it with --path '{name}[0]' CIDR")
+    for index, item in enumerate(items):
+        try:
+            ipaddress.ip_network(str(item), strict=False)
+        except ValueError:
+            raise ConfigError(f"{key(name)}[{index}]: not a CIDR block (e.g. 10.0.0.0/16)") from None
+    return tuple(str(i) for i in items)
 
 
-def _get_bool(config: pulumi.Config, name: str, default: bool) -> bool:
-    raw: str | None = config.get(name)
-    if raw is None or raw == "":
-        return default
-    if raw.lower() not in ("true", "false"):
-        raise ConfigError(f"{_key(name)}: must be true or false")
-    return raw.lower() == "true"
+def _approle(reader: _Reader, backend: str) -> AppRoleOptions | None:
+    if backend != "vault" or not reader.boolean("vaultAppRole", True):
+        return None
+    mount = reader.text("vaultAppRoleMount", naming.DEFAULT_APPROLE_MOUNT)
+    problem = path_problem(mount)
+    if problem:
+        raise ConfigError(f"{key('vaultAppRoleMount')}: {problem.replace('path', 'mount', 1)}")
+
+    def positive(n: int) -> str | None:
+        return None if n > 0 else "must be a positive number of seconds"
+
+    def not_negative(n: int) -> str | None:
+        return None if n >= 0 else "must be 0 (no expiry) or a positive number of seconds"
+
+    token_ttl = reader.integer("vaultAppRoleTokenTtl", DEFAULT_TOKEN_TTL, positive)
+    token_max_ttl = reader.integer("vaultAppRoleTokenMaxTtl", DEFAULT_TOKEN_MAX_TTL, positive)
+    if token_max_ttl < token_ttl:
+        raise ConfigError(f"{key('vaultAppRoleTokenMaxTtl')}: must not be shorter than vaultAppRoleTokenTtl")
+    return AppRoleOptions(
+        mount=mount,
+        manage_mount=reader.boolean("vaultManageAppRoleMount", False),
+        token_ttl=token_ttl,
+        token_max_ttl=token_max_ttl,
+        secret_id_ttl=reader.integer("vaultAppRoleSecretIdTtl", 0, not_negative),
+        token_bound_cidrs=_cidrs(reader, "vaultAppRoleTokenBoundCidrs"),
+        secret_id_bound_cidrs=_cidrs(reader, "vaultAppRoleSecretIdBoundCidrs"),
+    )
 
 
-def _get_object(config: pulumi.Config, name: str) -> dict[str, Any]:
-    """A map-valued key; unset, empty and `{}` (the Pulumi.yaml default) are all the empty map."""
-    raw = config.get(name)
-    if raw is None or raw.strip() == "":
-        return {}
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        raise ConfigError(f"{_key(name)}: must be a map (set it with --path '{name}.KEY')") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{_key(name)}: must be a map (set it with --path '{name}.KEY')")
-    return data
-
-
-def load_settings() -> Settings:
-    """Read and validate the stack's config; raise ConfigError naming the key on the first problem."""
-    config = pulumi.Config(PROJECT)
-    stack = pulumi.get_stack()
-
-    backend = config.get("backend")
+def parse_settings(raw: Mapping[str, str | None], stack: str) -> Settings:
+    """Validate the stack's config (short keys -> the CLI's strings); ConfigError on the first problem."""
+    reader = _Reader(raw)
+    backend = reader.text("backend")
     if not backend:
-        raise ConfigError(f"{_key('backend')}: required; set it with `pulumi config set backend vault|aws`")
+        raise ConfigError(f"{key('backend')}: required; set it with `pulumi config set backend vault|aws`")
     if backend not in BACKENDS:
-        raise ConfigError(f"{_key('backend')}: unknown backend; expected one of: {', '.join(BACKENDS)}")
+        raise ConfigError(f"{key('backend')}: unknown backend; expected one of: {', '.join(BACKENDS)}")
 
-    namespace = config.get("namespace") or stack
-    if not NAMESPACE_PATTERN.fullmatch(namespace):
-        raise ConfigError(f"{_key('namespace')}: must match [a-z0-9][a-z0-9-]*")
-    if namespace != stack and not _get_bool(config, "allowNamespaceOverride", False):
+    namespace = reader.text("namespace", stack)
+    problem = naming.name_problem("namespace", namespace)
+    if problem:
+        source = "" if reader.text("namespace") else " (the stack name; set secrets-migration:namespace)"
+        raise ConfigError(f"{key('namespace')}: {problem}{source}")
+    if namespace != stack and not reader.boolean("allowNamespaceOverride", False):
         raise ConfigError(
-            f"{_key('namespace')}: differs from the stack name {stack!r}; "
-            f"set {_key('allowNamespaceOverride')} to true if that is intended"
+            f"{key('namespace')}: differs from the stack name {stack!r}; "
+            f"set {key('allowNamespaceOverride')} to true if that is intended"
         )
 
-    protect_raw = (config.get("protect") or "auto").lower()
+    protect_raw = reader.text("protect", "auto").lower()
     if protect_raw not in ("auto", "true", "false"):
-        raise ConfigError(f"{_key('protect')}: must be true, false or auto")
+        raise ConfigError(f"{key('protect')}: must be true, false or auto")
     protect = namespace == PROD_NAMESPACE if protect_raw == "auto" else protect_raw == "true"
 
-    vault_mount = config.get("vaultMount") or "secret"
+    vault_mount = reader.text("vaultMount", naming.DEFAULT_MOUNT)
     problem = path_problem(vault_mount)
     if problem:
-        raise ConfigError(f"{_key('vaultMount')}: {problem.replace('path', 'mount', 1)}")
+        raise ConfigError(f"{key('vaultMount')}: {problem.replace('path', 'mount', 1)}")
 
-    window_raw = config.get("awsRecoveryWindowInDays") or "30"
-    try:
-        window = int(window_raw)
-    except ValueError:
-        raise ConfigError(f"{_key('awsRecoveryWindowInDays')}: must be a whole number of days") from None
-    if not (window == 0 or 7 <= window <= 30):
-        raise ConfigError(f"{_key('awsRecoveryWindowInDays')}: must be 0 or between 7 and 30")
-    if window == 0 and namespace == PROD_NAMESPACE:
-        raise ConfigError(f"{_key('awsRecoveryWindowInDays')}: 0 (delete without recovery) is not allowed in prod")
+    def window_problem(days: int) -> str | None:
+        if not (days == 0 or 7 <= days <= 30):
+            return "must be 0 or between 7 and 30"
+        if days == 0 and namespace == PROD_NAMESPACE:
+            return "0 (delete without recovery) is not allowed in prod"
+        return None
 
-    kms_key = config.get("awsKmsKeyId") or None
+    window = reader.integer("awsRecoveryWindowInDays", 30, window_problem)
+
+    kms_key = reader.text("awsKmsKeyId") or None
     if kms_key is not None and not KMS_KEY_ARN_PATTERN.fullmatch(kms_key):
         # The read policies must name the key itself for kms:Decrypt; an alias or bare id cannot be.
-        raise ConfigError(f"{_key('awsKmsKeyId')}: must be a key ARN (arn:aws:kms:<region>:<account>:key/<id>)")
+        raise ConfigError(f"{key('awsKmsKeyId')}: must be a key ARN (arn:aws:kms:<region>:<account>:key/<id>)")
 
-    roles = _get_object(config, "awsServiceRoles")
+    roles = reader.json("awsServiceRoles", dict, "set it with --path 'awsServiceRoles.SERVICE'")
     for service, role in roles.items():
-        if not SERVICE_PATTERN.fullmatch(service):
-            raise ConfigError(f"{_key('awsServiceRoles')}: service name must match [a-z0-9][a-z0-9-]*")
+        if naming.name_problem("service", service):
+            raise ConfigError(f"{key('awsServiceRoles')}: {naming.name_problem('service', service)}")
         if not isinstance(role, str) or not ROLE_NAME_PATTERN.fullmatch(role):
-            raise ConfigError(f"{_key('awsServiceRoles')}.{service}: must be an IAM role name")
+            raise ConfigError(f"{key('awsServiceRoles')}.{service}: must be an IAM role name")
 
-    env_file = config.get("envFile") or None
+    env_file = reader.text("envFile") or None
     return Settings(
         stack=stack,
         backend=cast(Backend, backend),
         namespace=namespace,
-        manifest_path=Path(config.get("manifest") or manifest_mod.DEFAULT_MANIFEST),
+        manifest_path=Path(reader.text("manifest", str(manifest_mod.DEFAULT_MANIFEST))),
         env_file=Path(env_file) if env_file else None,
         protect=protect,
         vault_mount=vault_mount,
-        vault_manage_mount=_get_bool(config, "vaultManageMount", False),
+        vault_manage_mount=reader.boolean("vaultManageMount", False),
+        vault_approle=_approle(reader, backend),
         aws_kms_key_id=kms_key,
         aws_recovery_window_in_days=window,
         aws_service_roles={str(k): str(v) for k, v in roles.items()},
     )
+
+
+CONFIG_KEYS = (
+    "backend",
+    "namespace",
+    "allowNamespaceOverride",
+    "manifest",
+    "envFile",
+    "protect",
+    "vaultMount",
+    "vaultManageMount",
+    "vaultAppRole",
+    "vaultAppRoleMount",
+    "vaultManageAppRoleMount",
+    "vaultAppRoleTokenTtl",
+    "vaultAppRoleTokenMaxTtl",
+    "vaultAppRoleSecretIdTtl",
+    "vaultAppRoleTokenBoundCidrs",
+    "vaultAppRoleSecretIdBoundCidrs",
+    "awsKmsKeyId",
+    "awsRecoveryWindowInDays",
+    "awsServiceRoles",
+)
+"""Every key `parse_settings` reads (`values` is read by components.values)."""
+
+
+def load_settings() -> Settings:
+    """The settings of the running Pulumi program."""
+    import pulumi
+
+    config = pulumi.Config(PROJECT)
+    return parse_settings({name: config.get(name) for name in CONFIG_KEYS}, pulumi.get_stack())
+
+
+def check_manifest(settings: Settings, manifest: Manifest) -> None:
+    """Config that names manifest services must name real ones."""
+    strangers = sorted(set(settings.aws_service_roles) - set(manifest.services))
+    if strangers:
+        raise ConfigError(f"{key('awsServiceRoles')}: services not in the manifest: {', '.join(strangers)}")
 
 
 def load_manifest(settings: Settings) -> Manifest:
@@ -170,59 +278,40 @@ def load_manifest(settings: Settings) -> Manifest:
         manifest = manifest_mod.load(settings.manifest_path)
     except InputError as e:
         raise ConfigError(str(e)) from None
-    strangers = sorted(set(settings.aws_service_roles) - set(manifest.services))
-    if strangers:
-        raise ConfigError(f"{_key('awsServiceRoles')}: services not in the manifest: {', '.join(strangers)}")
+    check_manifest(settings, manifest)
     return manifest
 
 
-def _values_config() -> Mapping[str, object]:
-    """The `values` map, refused when it is stored in plain text."""
-    values = _get_object(pulumi.Config(PROJECT), "values")
-    if values and not bool(pulumi.runtime.is_config_secret(_key("values"))):
-        raise ConfigError(
-            f"{_key('values')}: is stored in plain text; remove it and set each value with `{SET_VALUE_HINT}`"
-        )
-    return values
+def _as_config_string(value: object) -> str:
+    """How the CLI hands a config value to a program: strings as they are, anything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value)
 
 
-def load_values(settings: Settings, manifest: Manifest) -> dict[str, pulumi.Output[str]]:
-    """Each manifest secret's value, secret from here on: `values` config wins over `envFile`."""
-    configured = _values_config()
-    unknown = sorted(set(configured) - set(manifest.secrets))
-    if unknown:
-        raise ConfigError(f"{_key('values')}: keys not in the manifest's secrets: {', '.join(unknown)}")
-    not_text = sorted(k for k, v in configured.items() if not isinstance(v, str))
-    if not_text:
-        raise ConfigError(f"{_key('values')}: values must be strings: {', '.join(not_text)}")
+def stack_file(project_dir: Path, stack: str) -> Path:
+    return project_dir / f"Pulumi.{stack}.yaml"
 
-    from_file: dict[str, str] = {}
-    if settings.env_file is not None:
+
+def stack_file_config(project_dir: Path, stack: str) -> dict[str, str]:
+    """`Pulumi.yaml`'s defaults overlaid with `Pulumi.<stack>.yaml`'s `secrets-migration:` keys (short
+    names), as the CLI would hand them to the program; `secure:` values are left out (they are never
+    settings). A stack without a file yet gets the defaults."""
+
+    def read(path: Path) -> dict[str, Any]:
         try:
-            from_file = {k: e.value for k, e in read_env(settings.env_file).items()}
-        except InputError as e:
-            raise ConfigError(str(e)) from None
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            raise ConfigError(f"{path}: cannot read the stack's config") from None
+        return data if isinstance(data, dict) else {}
 
-    values: dict[str, pulumi.Output[str]] = {}
-    missing: list[str] = []
-    for key in sorted(manifest.secrets):
-        raw = configured.get(key, from_file.get(key))
-        if not isinstance(raw, str) or raw == "":
-            missing.append(key)
-            continue
-        values[key] = pulumi.Output.secret(raw)
-    if missing:
-        env_file = f", or add it to {settings.env_file}" if settings.env_file else ""
-        raise ConfigError(
-            f"no value for manifest secrets: {', '.join(missing)} "
-            f"(set each with `{SET_VALUE_HINT}`{env_file}; an empty value counts as missing)"
-        )
-    return values
-
-
-def stored_secrets(manifest: Manifest, values: Mapping[str, pulumi.Output[str]]) -> dict[str, StoredSecret]:
-    """Manifest secrets joined with their values, keyed by env key (the stable logical name)."""
-    return {
-        key: StoredSecret(path=s.path, readers=list(s.readers), value=values[key])
-        for key, s in sorted(manifest.secrets.items())
-    }
+    raw: dict[str, str] = {}
+    declared = read(project_dir / "Pulumi.yaml").get("config") or {}
+    for name, decl in declared.items():
+        if name in CONFIG_KEYS and isinstance(decl, dict) and "default" in decl:
+            raw[name] = _as_config_string(decl["default"])
+    path = stack_file(project_dir, stack)
+    if path.exists():
+        for full, value in (read(path).get("config") or {}).items():
+            name = full.removeprefix(f"{PROJECT}:")
+            if name in CONFIG_KEYS and full != name:  # never `values`: it holds the secrets
+                raw[name] = _as_config_string(value)
+    return raw

@@ -1,31 +1,32 @@
-"""`VaultSecretStore`: a namespace's secrets in Vault KV v2 and the policies that read them.
+"""`VaultSecretStore`: a namespace's secrets in Vault KV v2, the policies that read them, and (AppRole on)
+one login role per service that carries exactly its read policy.
 
 `vault kv get secret/staging/alpaca/api_key_id` then shows `value=...`, exactly as in the runbook.
+What is registered is `components.layout`'s layout, nothing more.
 """
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TypedDict
 
 import pulumi
 import pulumi_vault as vault
 
-from components.naming import secret_name, vault_namespace_policy, vault_service_policy
-from components.policies import vault_namespace_policy_hcl, vault_service_policy_hcl
-from components.settings import StoredSecret
+from components import naming
+from components.layout import Layout
+from components.policies import vault_policy_hcl
+from components.settings import AppRoleOptions
 
 
 class VaultSecretStoreArgs(TypedDict):
-    namespace: str
-    """Path prefix of this environment under the mount: `staging`."""
-    mount: str
-    """KV v2 mount path: `secret`."""
+    layout: Layout
+    """Where every secret and policy goes (components.layout)."""
+    values: Mapping[str, pulumi.Output[str]]
+    """Env key -> (secret) value."""
     manage_mount: bool
-    """Create the mount (False: it already exists, as on a dev server)."""
-    services: Sequence[str]
-    """Services that get a read policy, in manifest order."""
-    secrets: Mapping[str, StoredSecret]
-    """Env key -> path, readers and (secret) value."""
+    """Create the KV v2 mount (False: it already exists, as on a dev server)."""
+    approle: AppRoleOptions | None
+    """Per-service AppRole logins; None: none."""
 
 
 class VaultSecretStore(pulumi.ComponentResource):  # type: ignore[misc]  # pulumi is untyped to mypy
@@ -35,66 +36,96 @@ class VaultSecretStore(pulumi.ComponentResource):  # type: ignore[misc]  # pulum
     """Service -> name of its read policy: `staging-signal-service-read`."""
     namespace_policy: pulumi.Output[str]
     """Name of the namespace-wide read policy: `staging-secrets-read`."""
+    app_roles: pulumi.Output[dict[str, dict[str, str]]]
+    """Service -> {"role": AppRole name, "roleId": its role_id} (not secret: a login also needs a secret_id)."""
 
     def __init__(self, name: str, args: VaultSecretStoreArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("secrets-migration:index:VaultSecretStore", name, None, opts)
+        super().__init__(naming.VAULT_STORE_TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        ns, mount = args["namespace"], args["mount"]
+        plan = args["layout"]
 
         # Referencing the Mount's output orders every write after the mount exists.
-        mount_ref: pulumi.Input[str] = mount
+        mount_ref: pulumi.Input[str] = plan.mount
         if args["manage_mount"]:
             kv = vault.Mount(
-                f"{name}-mount",
-                path=mount,
+                naming.mount_logical_name(),
+                path=plan.mount,
                 type="kv",
                 options={"version": "2"},
-                description=f"KV v2 for secrets-migration ({ns})",
-                opts=child,
+                description=naming.mount_description(plan.namespace),
+                # Unmounting destroys every secret under the mount, of every namespace: never as a side
+                # effect of a deploy. Removing it is a deliberate `bao secrets disable` (docs/stacks.md).
+                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(retain_on_delete=True)),
             )
             mount_ref = kv.path
 
-        for key, secret in args["secrets"].items():
+        for spot in plan.secrets:
             vault.kv.SecretV2(
-                f"{name}-{key}",
+                spot.logical_name,
                 mount=mount_ref,
-                name=secret_name(ns, secret["path"]),
-                data_json=pulumi.Output.secret(secret["value"]).apply(lambda v: json.dumps({"value": v})),
+                name=spot.name,
+                data_json=pulumi.Output.secret(args["values"][spot.key]).apply(lambda v: json.dumps({"value": v})),
                 # A secret dropped from the manifest goes away whole (metadata too), so `kv list` and
                 # `verify` do not keep seeing a soft-deleted path.
                 delete_all_versions=True,
-                opts=child,
+                opts=pulumi.ResourceOptions.merge(
+                    child,
+                    pulumi.ResourceOptions(
+                        aliases=[pulumi.Alias(name=naming.legacy_secret_logical_name(spot.key))],
+                        # A replacement keeps the name (the logical name follows the path), so the old
+                        # resource's delete would remove the new one's data: delete first, then write.
+                        delete_before_replace=True,
+                    ),
+                ),
             )
 
         policies: dict[str, pulumi.Output[str]] = {}
-        for service in args["services"]:
-            paths = [s["path"] for s in args["secrets"].values() if service in s["readers"]]
-            if not paths:  # Vault refuses an empty policy; a service that reads nothing gets none.
-                continue
-            policy = vault.Policy(
-                f"{name}-{service}-read",
-                name=vault_service_policy(ns, service),
-                policy=vault_service_policy_hcl(mount, ns, paths),
-                opts=child,
+        roles: dict[str, pulumi.Output[dict[str, str]]] = {}
+        approle = args["approle"]
+        approle_mount: pulumi.Input[str] = approle.mount if approle else ""
+        if approle and approle.manage_mount:
+            backend = vault.AuthBackend(
+                naming.approle_mount_logical_name(),
+                type="approle",
+                path=approle.mount,
+                description=f"AppRole logins for secrets-migration ({plan.namespace})",
+                # Disabling an auth mount deletes every role in it, of every namespace.
+                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(retain_on_delete=True)),
             )
-            policies[service] = policy.name
+            approle_mount = backend.path
+        for spot in plan.policies:
+            policy = vault.Policy(spot.logical_name, name=spot.name, policy=vault_policy_hcl(plan, spot), opts=child)
+            if spot.service is None:
+                continue
+            policies[spot.service] = policy.name
+            if approle and spot.approle:
+                role = vault.approle.AuthBackendRole(
+                    naming.approle_logical_name(spot.service),
+                    backend=approle_mount,
+                    role_name=spot.approle,
+                    token_policies=[policy.name],
+                    token_no_default_policy=True,
+                    bind_secret_id=True,
+                    token_ttl=approle.token_ttl,
+                    token_max_ttl=approle.token_max_ttl,
+                    secret_id_ttl=approle.secret_id_ttl,
+                    token_bound_cidrs=list(approle.token_bound_cidrs) or None,
+                    secret_id_bound_cidrs=list(approle.secret_id_bound_cidrs) or None,
+                    opts=child,
+                )
+                roles[spot.service] = pulumi.Output.all(role.role_name, role.role_id).apply(
+                    lambda r: {"role": r[0], "roleId": r[1]}
+                )
 
-        vault.Policy(
-            f"{name}-namespace-read",
-            name=vault_namespace_policy(ns),
-            policy=vault_namespace_policy_hcl(mount, ns),
-            opts=child,
-        )
-
-        self.secret_paths = pulumi.Output.from_input(
-            {key: f"{mount}/{secret_name(ns, s['path'])}" for key, s in args["secrets"].items()}
-        )
+        self.secret_paths = pulumi.Output.from_input({s.key: s.location for s in plan.secrets})
         self.policies = pulumi.Output.from_input(policies)
-        self.namespace_policy = pulumi.Output.from_input(vault_namespace_policy(ns))
+        self.namespace_policy = pulumi.Output.from_input(plan.policy_name(None))
+        self.app_roles = pulumi.Output.from_input(roles)
         self.register_outputs(
             {
                 "secret_paths": self.secret_paths,
                 "policies": self.policies,
                 "namespace_policy": self.namespace_policy,
+                "app_roles": self.app_roles,
             }
         )

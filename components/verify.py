@@ -35,7 +35,7 @@ from typing import Any, Literal, TypeVar
 from components import naming
 from components.envfile import read_env
 from components.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, InputError
-from components.manifest import SERVICE_PATTERN, Manifest, Secret, load
+from components.manifest import Manifest, Secret, load
 
 SecretStatus = Literal["OK", "MISSING", "MISMATCH"]
 PolicyStatus = Literal["OK", "DENIED", "OVER-GRANTED"]
@@ -649,8 +649,9 @@ def expected_digests(env_file: Path | None, manifest: Manifest) -> dict[str, str
 
 def check(args: argparse.Namespace) -> Report:
     """Validate the arguments, then run the backend's checks (raises InputError / CannotCheck)."""
-    if not SERVICE_PATTERN.fullmatch(args.namespace):
-        raise InputError("--namespace must match [a-z0-9][a-z0-9-]*")
+    problem = naming.name_problem("namespace", args.namespace)
+    if problem:
+        raise InputError(f"--namespace: {problem}")
     if args.concurrency < 1:
         raise InputError("--concurrency must be at least 1")
     if not re.fullmatch(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*/?", args.vault_mount):

@@ -42,7 +42,7 @@ from components import naming  # noqa: E402
 from components.derive import problems  # noqa: E402
 from components.envfile import EnvEntry, read_env  # noqa: E402
 from components.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, InputError  # noqa: E402
-from components.manifest import DEFAULT_MANIFEST, SERVICE_PATTERN, Manifest, load  # noqa: E402
+from components.manifest import DEFAULT_MANIFEST, Manifest, load  # noqa: E402
 
 PROJECT = "secrets-migration"
 BACKEND_NAMES = {"vault": "Vault", "aws": "AWS Secrets Manager"}
@@ -390,8 +390,9 @@ def refuse_token_argument(argv: Sequence[str]) -> None:
 def run(argv: Sequence[str]) -> int:
     refuse_token_argument(argv)
     args = build_parser().parse_args(argv)
-    if not SERVICE_PATTERN.fullmatch(args.namespace):
-        raise InputError("--namespace must match [a-z0-9][a-z0-9-]* (it is also the stack name)")
+    problem = naming.name_problem("namespace", args.namespace)
+    if problem:
+        raise InputError(f"--namespace: {problem} (it is also the stack name)")
     env = read_env(args.env_file)
     manifest = load(args.manifest, allow_shared_paths=True)
     found = problems(args.env_file, env, manifest)
