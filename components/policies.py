@@ -20,8 +20,9 @@ IAM_VERSION = "2012-10-17"
 # What a service needs to read a secret: the value, and the metadata SDKs fetch first (rotation, versions).
 SECRET_READ_ACTIONS = ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]
 TAG_ACTIONS = ["secretsmanager:TagResource", "secretsmanager:UntagResource"]
+BATCH_READ = "secretsmanager:BatchGetSecretValue"
 KMS_DECRYPT = "kms:Decrypt"
-READ_SID, NO_TAGGING_SID, DECRYPT_SID = "ReadTaggedSecrets", "NoTagChanges", "DecryptSecrets"
+READ_SID, BATCH_SID, NO_TAGGING_SID, DECRYPT_SID = "ReadTaggedSecrets", "BatchRead", "NoTagChanges", "DecryptSecrets"
 
 # AWS quotas (IAM and Secrets Manager user guides, "quotas"); each has a check below and a test at its edge.
 IAM_MANAGED_POLICY_MAX_CHARS = 6144
@@ -109,7 +110,8 @@ def iam_read_policy(secret_arns: Iterable[str], kms_key_arn: str | None = None) 
 
 
 def iam_service_read_policy(namespace_pattern: str, service: str, kms_key_arn: str | None = None) -> dict[str, Any]:
-    """A service's read policy: the read actions on `<ns>/*` where the secret is tagged for it; no tagging.
+    """A service's read policy: the read actions on `<ns>/*` where the secret is tagged for it, batch reads
+    (which AWS authorizes per secret against the first statement), no tagging.
 
     Constant size: 2,000 secrets cost what 2 do.
     """
@@ -122,9 +124,12 @@ def iam_service_read_policy(namespace_pattern: str, service: str, kms_key_arn: s
         "Resource": namespace_pattern,
         "Condition": {"StringEquals": {f"aws:ResourceTag/{naming.read_tag(service)}": naming.READ_TAG_VALUE}},
     }
+    # BatchGetSecretValue exists only on Resource "*" and grants nothing by itself: AWS authorizes every
+    # secret of a batch against GetSecretValue (above). It lets `components run` read N secrets in N/20 calls.
+    batch = {"Sid": BATCH_SID, "Effect": "Allow", "Action": BATCH_READ, "Resource": "*"}
     # A Deny only narrows: whatever else the role holds, it cannot add or remove the tag that grants access.
     no_tagging = {"Sid": NO_TAGGING_SID, "Effect": "Deny", "Action": TAG_ACTIONS, "Resource": "*"}
-    return {"Version": IAM_VERSION, "Statement": [read, no_tagging, *_decrypt(kms_key_arn)]}
+    return {"Version": IAM_VERSION, "Statement": [read, batch, no_tagging, *_decrypt(kms_key_arn)]}
 
 
 def iam_json(document: Mapping[str, Any]) -> str:
