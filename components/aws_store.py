@@ -80,9 +80,9 @@ class AwsSecretStore(pulumi.ComponentResource):  # type: ignore[misc]  # pulumi 
         self.namespace_policy = pulumi.Output.from_input("")
         # The resource pattern needs the account and region, which only an ARN tells; any secret's will do.
         first_arn = next(iter(stored.values())).arn if stored else None
-        for spot in plan.policies:
+        for policy_spot in plan.policies:
             assert first_arn is not None  # the layout has AWS policies only when there are secrets
-            service = spot.service
+            service = policy_spot.service
             if service is None:
                 document = first_arn.apply(
                     lambda arn: iam_json(iam_read_policy([secret_arn_pattern(arn, ns)], kms_key_id))
@@ -94,13 +94,13 @@ class AwsSecretStore(pulumi.ComponentResource):  # type: ignore[misc]  # pulumi 
                 )
                 description = naming.iam_service_policy_description(ns, service)
             policy = aws.iam.Policy(
-                spot.logical_name,
-                name=spot.name,
+                policy_spot.logical_name,
+                name=policy_spot.name,
                 description=description,
                 policy=document,
                 # A service's policy is updated after the secrets it reads: their tags are what it grants on.
                 opts=pulumi.ResourceOptions.merge(
-                    child, pulumi.ResourceOptions(depends_on=[stored[k] for k in spot.keys] if service else None)
+                    child, pulumi.ResourceOptions(depends_on=[stored[k] for k in policy_spot.keys] if service else None)
                 ),
             )
             if service is None:

@@ -13,9 +13,9 @@ from typing import Any, Literal
 
 import yaml
 
+from components import naming
 from components.envfile import KEY_PATTERN
 from components.errors import InputError
-from components import naming
 
 SCHEMA_VERSION = 1
 DEFAULT_MANIFEST = Path("secrets.manifest.yaml")

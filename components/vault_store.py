@@ -93,16 +93,18 @@ class VaultSecretStore(pulumi.ComponentResource):  # type: ignore[misc]  # pulum
                 opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(retain_on_delete=True)),
             )
             approle_mount = backend.path
-        for spot in plan.policies:
-            policy = vault.Policy(spot.logical_name, name=spot.name, policy=vault_policy_hcl(plan, spot), opts=child)
-            if spot.service is None:
+        for policy_spot in plan.policies:
+            policy = vault.Policy(
+                policy_spot.logical_name, name=policy_spot.name, policy=vault_policy_hcl(plan, policy_spot), opts=child
+            )
+            if policy_spot.service is None:
                 continue
-            policies[spot.service] = policy.name
-            if approle and spot.approle:
+            policies[policy_spot.service] = policy.name
+            if approle and policy_spot.approle:
                 role = vault.approle.AuthBackendRole(
-                    naming.approle_logical_name(spot.service),
+                    naming.approle_logical_name(policy_spot.service),
                     backend=approle_mount,
-                    role_name=spot.approle,
+                    role_name=policy_spot.approle,
                     token_policies=[policy.name],
                     token_no_default_policy=True,
                     bind_secret_id=True,
@@ -113,7 +115,7 @@ class VaultSecretStore(pulumi.ComponentResource):  # type: ignore[misc]  # pulum
                     secret_id_bound_cidrs=list(approle.secret_id_bound_cidrs) or None,
                     opts=child,
                 )
-                roles[spot.service] = pulumi.Output.all(role.role_name, role.role_id).apply(
+                roles[policy_spot.service] = pulumi.Output.all(role.role_name, role.role_id).apply(
                     lambda r: {"role": r[0], "roleId": r[1]}
                 )
 

@@ -28,14 +28,18 @@ from components.naming import (
     AWS_SECRET_VERSION,
     IAM_ATTACHMENT,
     IAM_POLICY,
+    VAULT_APPROLE,
+    VAULT_AUTH_BACKEND,
     VAULT_MOUNT,
     VAULT_POLICY,
     VAULT_SECRET,
 )
 from components.policies import (
+    iam_json,
     iam_read_policy,
-    iam_read_policy_json,
+    iam_service_read_policy,
     secret_arn_pattern,
+    secret_tags,
     vault_namespace_policy_hcl,
     vault_service_policy_hcl,
 )
@@ -43,6 +47,7 @@ from policy.rules import (
     LEAST_PRIVILEGE,
     POLICIES,
     PROTECTION,
+    ROLE_ATTACHMENTS,
     SECRET_NAMES,
 )
 from tests.conftest import REPO
@@ -81,7 +86,10 @@ NAME_CASES = [
     ("aws-secret-in-namespace", AWS_SECRET, {"name": "staging/database/password"}, None),
     ("vault-policy-prefixed", VAULT_POLICY, {"name": "staging-signal-service-read", "policy": ""}, None),
     ("iam-policy-prefixed", IAM_POLICY, {"name": "staging-secrets-read", "policy": "{}"}, None),
+    ("iam-service-policy", IAM_POLICY, {"name": "staging-api-secrets-read", "policy": "{}"}, None),
     ("mount-with-path", VAULT_MOUNT, {"path": "secret", "type": "kv"}, None),
+    ("auth-backend-with-path", VAULT_AUTH_BACKEND, {"path": "approle", "type": "approle"}, None),
+    ("approle-without-name", VAULT_APPROLE, {"backend": "approle"}, "`roleName` must be set explicitly"),
     ("unnamed-type-ignored", AWS_SECRET_VERSION, {"secretId": "x"}, None),
     ("other-namespace", VAULT_SECRET, {"name": "prod/alpaca/api_key_id"}, "not under the namespace `staging/`"),
     ("prefix-without-slash", AWS_SECRET, {"name": "staging-alpaca/key"}, "not under the namespace"),
@@ -96,9 +104,13 @@ NAME_CASES = [
     ("iam-policy-autonamed", IAM_POLICY, {"policy": "{}"}, "`name` must be set explicitly"),
     ("mount-without-path", VAULT_MOUNT, {"type": "kv"}, "`path` must be set explicitly"),
     ("autoname-after-check", VAULT_SECRET, {"name": "secrets-ALPACA_API_KEY_ID-1a2b3c4"}, "not under the namespace"),
-    ("policy-autoname-after-check", VAULT_POLICY, {"name": "secrets-namespace-read-9f8e7d6"}, "does not start with"),
-    ("vault-policy-other-namespace", VAULT_POLICY, {"name": "prod-secrets-read"}, "does not start with `staging-`"),
-    ("iam-policy-unprefixed", IAM_POLICY, {"name": "secrets-read"}, "does not start with `staging-`"),
+    ("policy-autoname-after-check", VAULT_POLICY, {"name": "secrets-namespace-read-9f8e7d6"}, "not a read-policy"),
+    ("vault-policy-other-namespace", VAULT_POLICY, {"name": "prod-secrets-read"}, "not a read-policy name of"),
+    ("iam-policy-unprefixed", IAM_POLICY, {"name": "secrets-read"}, "not a read-policy name"),
+    # Issue 9 item 5: a prefix rule let stack `staging-x` (or namespace `p-x`) write these.
+    ("prefix-of-another-namespace", VAULT_POLICY, {"name": "staging-x-api-read"}, None),
+    ("vault-name-for-iam", IAM_POLICY, {"name": "staging-api-read"}, "not a read-policy name"),
+    ("reserved-service-name", VAULT_POLICY, {"name": "staging-namespace-read"}, "not a read-policy name"),
 ]
 
 
@@ -126,7 +138,11 @@ def _block(path: str, *caps: str) -> str:
 
 
 VAULT_CASES = [
-    ("service-policy-builder", vault_service_policy_hcl("secret", "staging", ["alpaca/api_key_id", "redis/pw"]), None),
+    (
+        "service-policy-builder",
+        vault_service_policy_hcl("staging", ["secret/data/staging/alpaca/api_key_id", "secret/data/staging/redis/pw"]),
+        None,
+    ),
     ("namespace-policy-builder", vault_namespace_policy_hcl("secret", "staging"), None),
     ("runbook-one-liner", 'path "secret/data/staging/alpaca/api_key_id" { capabilities = ["read"] }', None),
     ("no-paths", "# nothing granted\n", None),
@@ -181,9 +197,9 @@ def _statement(**fields: Any) -> dict[str, Any]:
 
 
 IAM_CASES: list[tuple[str, Any, str | None]] = [
-    ("builder-json-string", iam_read_policy_json(SERVICE_ARNS), None),
+    ("builder-json-string", iam_json(iam_read_policy(SERVICE_ARNS)), None),
     ("builder-dict", iam_read_policy(SERVICE_ARNS), None),
-    ("builder-with-kms-key", iam_read_policy_json(SERVICE_ARNS, KEY_ARN), None),
+    ("builder-with-kms-key", iam_json(iam_read_policy(SERVICE_ARNS, KEY_ARN)), None),
     ("namespace-wildcard", iam_read_policy([secret_arn_pattern(SERVICE_ARNS[0], "staging")]), None),
     ("single-statement-object", {"Statement": {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": KEY_ARN}}, None),
     ("action-case-insensitive", _statement(Action="SecretsManager:getSecretValue", Resource=SERVICE_ARNS), None),
@@ -209,17 +225,142 @@ IAM_CASES: list[tuple[str, Any, str | None]] = [
     ("no-effect", {"Statement": [{"Action": "kms:Decrypt", "Resource": KEY_ARN}]}, "no `Effect`"),
     ("no-statement", {"Version": "2012-10-17"}, "no `Statement`"),
     ("not-json", '{"Statement": [', "not valid JSON"),
+    ("batch-alone-on-star", _statement(Action="secretsmanager:BatchGetSecretValue", Resource="*"), None),
+    (
+        "batch-with-get-on-star",
+        _statement(Action=["secretsmanager:BatchGetSecretValue", "secretsmanager:GetSecretValue"], Resource="*"),
+        "must stand alone",
+    ),
+    ("too-big", iam_read_policy([ARN.format(f"staging/s{i:03d}") for i in range(120)]), "IAM allows 6144"),
 ]
 
 
 @pytest.mark.parametrize(("document", "expected"), [c[1:] for c in IAM_CASES], ids=[c[0] for c in IAM_CASES])
-def test_iam_policy_least_privilege(document: Any, expected: str | None) -> None:
+def test_iam_namespace_policy_least_privilege(document: Any, expected: str | None) -> None:
+    props = {"name": "staging-secrets-read", "policy": document}
+    found = violations(LEAST_PRIVILEGE, resource_args(IAM_POLICY, props, config=STAGING))
+    if expected is None:
+        assert found == []
+    else:
+        assert found and expected in found[0], found
+
+
+PATTERN = secret_arn_pattern(SERVICE_ARNS[0], "staging")
+TAGGED = iam_service_read_policy(PATTERN, "signal-service")
+
+
+def _with_read(**changes: Any) -> dict[str, Any]:
+    document = json.loads(json.dumps(TAGGED))
+    document["Statement"][0].update(changes)
+    return {k: v for k, v in document.items()}
+
+
+SERVICE_IAM_CASES: list[tuple[str, Any, str | None]] = [
+    ("builder", TAGGED, None),
+    ("builder-with-kms", iam_service_read_policy(PATTERN, "signal-service", KEY_ARN), None),
+    ("exact-arns-no-condition", iam_read_policy(SERVICE_ARNS), "must read only secrets tagged `read-signal-service`"),
+    (
+        "another-services-tag",
+        _with_read(Condition={"StringEquals": {"aws:ResourceTag/read-orchestrator": "true"}}),
+        "must read only secrets tagged",
+    ),
+    (
+        "extra-condition-key",
+        _with_read(
+            Condition={"StringEquals": {"aws:ResourceTag/read-signal-service": "true", "aws:SourceIp": "1.2.3.4"}}
+        ),
+        "must read only secrets tagged",
+    ),
+    ("resource-star-with-tag", _with_read(Resource="*"), 'Resource: "*"'),
+    ("tagging-allowed", _with_read(Action=["secretsmanager:TagResource"]), "allows `secretsmanager:TagResource`"),
+]
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"), [c[1:] for c in SERVICE_IAM_CASES], ids=[c[0] for c in SERVICE_IAM_CASES]
+)
+def test_iam_service_policy_reads_only_what_is_tagged_for_the_service(document: Any, expected: str | None) -> None:
     props = {"name": "staging-signal-service-secrets-read", "policy": document}
     found = violations(LEAST_PRIVILEGE, resource_args(IAM_POLICY, props, config=STAGING))
     if expected is None:
         assert found == []
     else:
         assert found and expected in found[0], found
+
+
+# ---------------------------------------------------------------- least-privilege: AppRole roles and read tags
+
+GOOD_ROLE = {
+    "backend": "approle",
+    "roleName": "staging-signal-service",
+    "tokenPolicies": ["staging-signal-service-read"],
+    "tokenNoDefaultPolicy": True,
+    "bindSecretId": True,
+}
+APPROLE_CASES: list[tuple[str, dict[str, Any], str | None]] = [
+    ("exactly-its-policy", GOOD_ROLE, None),
+    ("default-policy-too", {**GOOD_ROLE, "tokenNoDefaultPolicy": False}, "token_no_default_policy"),
+    (
+        "namespace-policy-too",
+        {**GOOD_ROLE, "tokenPolicies": ["staging-signal-service-read", "staging-secrets-read"]},
+        "must carry exactly the policy staging-signal-service-read",
+    ),
+    ("another-services-policy", {**GOOD_ROLE, "tokenPolicies": ["staging-orchestrator-read"]}, "exactly the policy"),
+    ("no-secret-id", {**GOOD_ROLE, "bindSecretId": False}, "bind_secret_id"),
+    ("other-namespace", {**GOOD_ROLE, "roleName": "prod-signal-service"}, "not a service role of namespace"),
+]
+
+
+@pytest.mark.parametrize(("props", "expected"), [c[1:] for c in APPROLE_CASES], ids=[c[0] for c in APPROLE_CASES])
+def test_approle_roles_carry_exactly_their_services_policy(props: dict[str, Any], expected: str | None) -> None:
+    found = violations(LEAST_PRIVILEGE, resource_args(VAULT_APPROLE, props, config=STAGING))
+    if expected is None:
+        assert found == []
+    else:
+        assert found and expected in found[0], found
+
+
+TAG_CASES: list[tuple[str, Any, str | None]] = [
+    ("program-tags", secret_tags("staging", "K", ["api", "worker"]), None),
+    ("no-tags", None, None),
+    ("read-tag-not-true", {**secret_tags("staging", "K", ["api"]), "read-api": "yes"}, "must be `true`"),
+    ("read-tag-bad-service", {"read-Bad_Name": "true"}, "invalid service name"),
+    ("other-namespace-tag", secret_tags("prod", "K", ["api"]), "names another namespace"),
+    ("too-many-readers", secret_tags("staging", "K", [f"s{i}" for i in range(48)]), "Secrets Manager allows 50"),
+]
+
+
+@pytest.mark.parametrize(("tags", "expected"), [c[1:] for c in TAG_CASES], ids=[c[0] for c in TAG_CASES])
+def test_read_tags_on_aws_secrets(tags: Any, expected: str | None) -> None:
+    props = {"name": "staging/a/b", **({"tags": tags} if tags is not None else {})}
+    found = violations(LEAST_PRIVILEGE, resource_args(AWS_SECRET, props, config=STAGING))
+    if expected is None:
+        assert found == []
+    else:
+        assert found and expected in found[0], found
+
+
+# ---------------------------------------------------------------- role-attachments (stack-wide)
+
+
+def _attachments(roles: list[str]) -> Any:
+    from pulumi_policy import PolicyResource, StackValidationArgs
+
+    resources = [
+        PolicyResource(
+            IAM_ATTACHMENT, {"role": role, "policyArn": f"arn:{i}"}, f"urn:{i}", f"a{i}", None, None, None, [], {}
+        )
+        for i, role in enumerate(roles)
+    ]
+    return StackValidationArgs(resources, {})
+
+
+def test_no_role_gets_more_than_ten_policies() -> None:
+    found: list[str] = []
+    ROLE_ATTACHMENTS.validate(_attachments(["a"] * 10 + ["b"]), lambda message, urn=None: found.append(message))
+    assert found == []
+    ROLE_ATTACHMENTS.validate(_attachments(["a"] * 11), lambda message, urn=None: found.append(message))
+    assert found == ["role a: 11 read policies would be attached; IAM allows 10 managed policies per role by default"]
 
 
 # ---------------------------------------------------------------- protection
@@ -232,6 +373,8 @@ PROTECTION_CASES = [
     ("prod-unprotected-policy", PROD, VAULT_POLICY, {"name": "prod-x"}, False, "`protect` is not set"),
     ("prod-unprotected-attachment", PROD, IAM_ATTACHMENT, {"role": "r"}, False, "`protect` is not set"),
     ("prod-unprotected-component", PROD, "secrets-migration:index:AwsSecretStore", {}, False, "`protect` is not set"),
+    ("prod-version-exempt", PROD, AWS_SECRET_VERSION, {"secretId": "x"}, False, None),
+    ("prod-unprotected-approle", PROD, VAULT_APPROLE, {"roleName": "prod-a"}, False, "`protect` is not set"),
     ("prod-provider-exempt", PROD, "pulumi:providers:vault", {}, False, None),
     ("prod-root-stack-exempt", PROD, "pulumi:pulumi:Stack", {}, False, None),
     ("prod-window-default", PROD, AWS_SECRET, {"name": "prod/a"}, True, None),
@@ -260,7 +403,7 @@ def test_protection(
 
 
 def test_policies_are_mandatory_with_config_schemas() -> None:
-    assert [p.name for p in POLICIES] == ["secret-names", "least-privilege", "protection"]
+    assert [p.name for p in POLICIES] == ["secret-names", "least-privilege", "protection", "role-attachments"]
     assert all(p.enforcement_level == EnforcementLevel.MANDATORY for p in POLICIES)
     assert SECRET_NAMES.config_schema.required == ["namespace"]
     assert LEAST_PRIVILEGE.config_schema.properties["mount"]["default"] == "secret"
@@ -369,6 +512,7 @@ def test_pack_serves_the_analyzer_protocol_when_started_like_the_cli_does() -> N
                 "secret-names": proto.MANDATORY,
                 "least-privilege": proto.MANDATORY,
                 "protection": proto.MANDATORY,
+                "role-attachments": proto.MANDATORY,
             }
             stub.Configure(_configure_request("staging"), timeout=10)
             response = stub.Analyze(
@@ -384,7 +528,7 @@ def test_pack_serves_the_analyzer_protocol_when_started_like_the_cli_does() -> N
 def test_pack_files_are_consistent() -> None:
     for stack, protected in (("local", False), ("staging", False), ("prod", True)):
         config = _pack_config(stack)
-        assert set(config) == {p.name for p in POLICIES}
+        assert set(config) == {p.name for p in POLICIES if p.config_schema is not None}
         assert config["secret-names"]["namespace"] == config["least-privilege"]["namespace"] == stack
         assert config["protection"]["protected"] is protected
     main = (REPO / "policy" / "__main__.py").read_text()
@@ -409,8 +553,9 @@ def _check_all(resources: list[Any], stack: str) -> list[str]:
     found: list[str] = []
     for r in resources:
         for policy in POLICIES:
-            args = resource_args(r.type, r.inputs, config=config[policy.name], name=r.name, protect=r.protect)
-            found += violations(policy, args)
+            if isinstance(policy, ResourceValidationPolicy):
+                args = resource_args(r.type, r.inputs, config=config[policy.name], name=r.name, protect=r.protect)
+                found += violations(policy, args)
     return found
 
 
@@ -453,18 +598,24 @@ def test_tampered_program_resources_are_caught(program_runs: dict[str, list[Any]
         f'{policy.name}: path "secret/data/prod/*" is outside `secret/data/staging/` and `secret/metadata/staging/`'
     ]
 
-    secret = next(r for r in staging if r.name == "secrets-DATABASE_PASSWORD")
+    secret = next(r for r in staging if r.name == "secrets/database/password")
     moved = {**secret.inputs, "name": "prod/database/password"}
     found = _check_all(_tampered(staging, secret.name, inputs=moved), "staging")
     assert found == [f"{secret.name}: name `prod/database/password` is not under the namespace `staging/`"]
 
-    unprotected = _check_all(_tampered(prod, "secrets-REDIS_PASSWORD", protect=False), "prod")
-    assert unprotected == ["secrets-REDIS_PASSWORD: `protect` is not set on a protected stack"]
+    unprotected = _check_all(_tampered(prod, "secrets/redis/password", protect=False), "prod")
+    assert unprotected == ["secrets/redis/password: `protect` is not set on a protected stack"]
 
     iam = next(r for r in aws if r.name == "secrets-orchestrator-read")
     document = json.loads(iam.inputs["policy"])
     document["Statement"][0]["Resource"] = "*"
     found = _check_all(_tampered(aws, iam.name, inputs={**iam.inputs, "policy": json.dumps(document)}), "staging")
     assert found and all('Resource: "*"' in f for f in found)
+
+    role = next(r for r in prod if r.type == VAULT_APPROLE)
+    widened_role = {**role.inputs, "tokenPolicies": [*role.inputs["tokenPolicies"], "prod-secrets-read"]}
+    assert _check_all(_tampered(prod, role.name, inputs=widened_role), "prod") == [
+        f"{role.name}: role `{role.inputs['roleName']}` must carry exactly the policy {role.inputs['tokenPolicies'][0]}"
+    ]
 
     assert not any(CANARY in message for message in found + unprotected)

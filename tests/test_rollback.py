@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pulumi import RunError
 
 from components.manifest import Manifest, Secret, dump, load
-from components.settings import ConfigError
 from tests.conftest import REPO
 from tests.harness import ProgramRun, run_program
 
@@ -46,7 +46,8 @@ def snapshot(run: ProgramRun) -> Snapshot:
 
 
 def by_name(run: ProgramRun) -> dict[str, Any]:
-    return {r.name: r for r in run.resources}
+    """Resources with one logical name per type: policies, roles and the component (not secrets)."""
+    return {r.name: r for r in run.resources if not r.name.startswith("secrets/")}
 
 
 class Stack:
@@ -69,25 +70,27 @@ def test_revert_to_v1_declares_exactly_v1(tmp_path: Path, backend: str) -> None:
     r2 = stack.up(manifest_v2(), V2_VALUES)
     r3 = stack.up(V1, V1_VALUES)
 
-    # v1 -> v2: exactly the added key's resources appear; no logical name disappears.
-    added = {f"secrets-{ADDED}"} if backend == "vault" else {f"secrets-{ADDED}", f"secrets-{ADDED}-version"}
-    assert r2.names() - r1.names() == added
-    assert r1.names() - r2.names() == set()
+    # v1 -> v2: a secret's resources are named after its path, so the moved secret is a new resource
+    # (created first, then the old one deleted: never a replacement at one name) and the added one appears.
+    def keyed(run: ProgramRun) -> set[tuple[str, str]]:
+        return {(r.name, r.type) for r in run.resources}
 
-    # The moved secret keeps its logical name (so the engine replaces it rather than orphaning it)
-    # and only its name changes; the policies that name it (and the added key's reader) change with it.
+    types = {r.type for r in r1.resources if r.name.startswith("secrets/")}
+    assert keyed(r2) - keyed(r1) == {(f"secrets/{p}", t) for p in ("github/token", MOVED_TO) for t in types}
+    assert keyed(r1) - keyed(r2) == {("secrets/database/password", t) for t in types}
+
     one, two = by_name(r1), by_name(r2)
-    carrier = (f"secrets-{MOVED}", "dataJson") if backend == "vault" else (f"secrets-{MOVED}-version", "secretString")
-    assert carrier[1] in one[carrier[0]].secret_inputs  # the values really flow, as secrets
-    assert one[f"secrets-{MOVED}"].inputs["name"] == "staging/database/password"
-    assert two[f"secrets-{MOVED}"].inputs["name"] == f"staging/{MOVED_TO}"
-    assert {k: v for k, v in two[f"secrets-{MOVED}"].inputs.items() if k != "name"} == {
-        k: v for k, v in one[f"secrets-{MOVED}"].inputs.items() if k != "name"
-    }
-    changed = {name for name in r1.names() if one[name].inputs != two[name].inputs}
-    # Under the mocks an AWS id is the logical name, so the secret version's inputs do not move; the real
-    # engine replaces the version together with its secret.
-    assert changed == {f"secrets-{MOVED}", *POLICIES_CHANGED}
+    vault_type = "vault:kv/secretV2:SecretV2"
+    value_carrier = vault_type if backend == "vault" else "aws:secretsmanager/secretVersion:SecretVersion"
+    old = next(r for r in r1.resources if r.name == "secrets/database/password" and r.type == value_carrier)
+    new = next(r for r in r2.resources if r.name == f"secrets/{MOVED_TO}" and r.type == value_carrier)
+    assert ("dataJson" if backend == "vault" else "secretString") in old.secret_inputs  # values flow as secrets
+    if backend == "vault":
+        assert (old.inputs["name"], new.inputs["name"]) == ("staging/database/password", f"staging/{MOVED_TO}")
+        assert old.inputs["dataJson"] == new.inputs["dataJson"]
+    changed = {name for name in one if name in two and one[name].inputs != two[name].inputs}
+    # Vault policies list the paths; AWS policies are tag-based, so only the tags of the readers change there.
+    assert changed == (POLICIES_CHANGED if backend == "vault" else set())
     assert r2.exports["secretPaths"][ADDED].endswith("staging/github/token")
     assert r2.exports["manifestSha256"] != r1.exports["manifestSha256"]
 
@@ -102,7 +105,7 @@ def test_reverting_the_manifest_alone_is_refused_by_key_name(tmp_path: Path, bac
     refused by name (no value), not half-applied: revert both, or `pulumi config rm --path`."""
     stack = Stack(tmp_path, backend)
     stack.up(manifest_v2(), V2_VALUES)
-    with pytest.raises(ConfigError) as refused:
+    with pytest.raises(RunError) as refused:
         stack.up(V1, V2_VALUES)
     message = str(refused.value)
     assert ADDED in message and "not in the manifest" in message

@@ -2,6 +2,7 @@
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pulumi
 import pytest
@@ -9,7 +10,8 @@ import yaml
 
 from components import manifest as manifest_mod
 from components.manifest import Manifest, Secret
-from components.settings import ConfigError, Settings, load_manifest, load_settings, load_values
+from components.settings import AppRoleOptions, ConfigError, Settings, load_manifest, load_settings
+from components.values import load_values
 from tests.harness import PROJECT, REPO, DefaultMocks, project_defaults
 
 CANARY = "canary-9f1c2e-do-not-print"
@@ -45,6 +47,7 @@ def test_defaults_follow_design() -> None:
         protect=False,
         vault_mount="secret",
         vault_manage_mount=False,
+        vault_approle=AppRoleOptions(),
         aws_kms_key_id=None,
         aws_recovery_window_in_days=30,
         aws_service_roles={},
@@ -94,9 +97,9 @@ def test_aws_options_are_read() -> None:
     [
         ("missing-backend", "staging", {}, "secrets-migration:backend: required"),
         ("unknown-backend", "staging", {"backend": "gcp"}, "secrets-migration:backend: unknown backend"),
-        ("namespace-upper", "staging", {"namespace": "Staging"}, "namespace: must match"),
-        ("namespace-underscore", "staging", {"namespace": "stag_ing"}, "namespace: must match"),
-        ("namespace-leading-dash", "staging", {"namespace": "-staging"}, "namespace: must match"),
+        ("namespace-upper", "staging", {"namespace": "Staging"}, "lower-case letters and digits"),
+        ("namespace-underscore", "staging", {"namespace": "stag_ing"}, "lower-case letters and digits"),
+        ("namespace-leading-dash", "staging", {"namespace": "-staging"}, "lower-case letters and digits"),
         ("namespace-not-stack", "staging", {"namespace": "prod"}, "allowNamespaceOverride"),
         ("window-1", "staging", {"awsRecoveryWindowInDays": "1"}, "must be 0 or between 7 and 30"),
         ("window-31", "staging", {"awsRecoveryWindowInDays": "31"}, "must be 0 or between 7 and 30"),
@@ -108,6 +111,8 @@ def test_aws_options_are_read() -> None:
         ("kms-alias", "staging", {"awsKmsKeyId": "alias/secrets"}, "awsKmsKeyId: must be a key ARN"),
         ("roles-not-map", "staging", {"awsServiceRoles": "[1]"}, "awsServiceRoles: must be a map"),
         ("roles-bad-role", "staging", {"awsServiceRoles": '{"api": "no spaces"}'}, "awsServiceRoles.api"),
+        ("namespace-dash", "staging", {"namespace": "p-x", "allowNamespaceOverride": "true"}, "no '-'"),
+        ("roles-reserved", "staging", {"awsServiceRoles": '{"secrets": "r"}'}, "reserved"),
     ],
 )
 def test_config_errors(label: str, stack: str, config: dict[str, str], message: str) -> None:
@@ -183,27 +188,18 @@ def test_empty_values_map_from_pulumi_yaml_is_not_refused_as_plain() -> None:
     assert list(values) == ["DATABASE_PASSWORD"]
 
 
-DESIGN_KEYS = {
-    "backend",
-    "namespace",
-    "allowNamespaceOverride",
-    "manifest",
-    "envFile",
-    "values",
-    "protect",
-    "vaultMount",
-    "vaultManageMount",
-    "awsKmsKeyId",
-    "awsRecoveryWindowInDays",
-    "awsServiceRoles",
-}
+def test_pulumi_yaml_declares_exactly_the_keys_the_program_reads() -> None:
+    from components.settings import CONFIG_KEYS
+    from components.values import BULK_KEY
+
+    project = yaml.safe_load((REPO / "Pulumi.yaml").read_text(encoding="utf-8"))
+    assert set(project["config"]) == {*CONFIG_KEYS, "values", BULK_KEY}
 
 
 def test_pulumi_yaml_documents_every_key() -> None:
     project = yaml.safe_load((REPO / "Pulumi.yaml").read_text(encoding="utf-8"))
     assert project["name"] == PROJECT
     assert project["runtime"]["name"] == "python"
-    assert set(project["config"]) == DESIGN_KEYS
     for key, declaration in project["config"].items():
         assert declaration["description"], key
         # The CLI requires every declared key without a default: only `backend` is required.
@@ -228,3 +224,124 @@ def test_committed_manifest_is_what_derive_writes() -> None:
         "REDIS_PASSWORD",
     ]
     assert "SECRET_BACKEND" in manifest.config
+
+
+# --- AppRole options ---------------------------------------------------------------------------------
+
+
+def test_approle_is_on_by_default_for_vault_and_off_for_aws_or_when_disabled() -> None:
+    assert settings_for("staging", backend="vault").vault_approle == AppRoleOptions()
+    assert settings_for("staging", backend="aws").vault_approle is None
+    assert settings_for("staging", backend="vault", vaultAppRole="false").vault_approle is None
+
+
+def test_approle_options_are_read() -> None:
+    s = settings_for(
+        "prod",
+        backend="vault",
+        vaultAppRoleMount="apps",
+        vaultManageAppRoleMount="true",
+        vaultAppRoleTokenTtl="300",
+        vaultAppRoleTokenMaxTtl="900",
+        vaultAppRoleSecretIdTtl="86400",
+        vaultAppRoleTokenBoundCidrs='["10.0.0.0/16", "192.168.1.7/32"]',
+        vaultAppRoleSecretIdBoundCidrs="[]",
+    )
+    assert s.vault_approle == AppRoleOptions("apps", True, 300, 900, 86400, ("10.0.0.0/16", "192.168.1.7/32"), ())
+
+
+@pytest.mark.parametrize(
+    ("label", "config", "message"),
+    [
+        ("ttl-zero", {"vaultAppRoleTokenTtl": "0"}, "vaultAppRoleTokenTtl: must be a positive number"),
+        ("max-below-ttl", {"vaultAppRoleTokenTtl": "900", "vaultAppRoleTokenMaxTtl": "300"}, "must not be shorter"),
+        ("secret-id-ttl-negative", {"vaultAppRoleSecretIdTtl": "-1"}, "vaultAppRoleSecretIdTtl: must be 0"),
+        ("cidr-not-list", {"vaultAppRoleTokenBoundCidrs": "10.0.0.0/8"}, "vaultAppRoleTokenBoundCidrs: must be a list"),
+        ("cidr-bad", {"vaultAppRoleSecretIdBoundCidrs": '["10.0.0.0/33"]'}, r"vaultAppRoleSecretIdBoundCidrs\[0\]"),
+        ("mount-bad", {"vaultAppRoleMount": "../x"}, "vaultAppRoleMount"),
+    ],
+)
+def test_approle_config_errors(label: str, config: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        settings_for("staging", backend="vault", **config)
+
+
+def test_stack_file_config_is_what_the_cli_would_hand_the_program() -> None:
+    """The migration and the demo read settings without a program: the same result as inside one."""
+    from components.settings import parse_settings, stack_file_config
+    from tests.harness import stack_config
+
+    for stack in ("local", "staging", "prod"):
+        pulumi.runtime.set_mocks(DefaultMocks(), project=PROJECT, stack=stack)
+        pulumi.runtime.set_all_config({**project_defaults(), **stack_config(stack)})
+        assert parse_settings(stack_file_config(REPO, stack), stack) == load_settings()
+
+
+# --- values: the three sources and the plain-leaf refusal (issue 8 item 8) --------------------------
+
+
+def test_values_precedence_by_hand_then_migrated_then_env_file(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text("DB_PASSWORD=from-file\nAPI_TOKEN=from-file\n", encoding="utf-8")
+    configure(
+        "staging",
+        {
+            "backend": "vault",
+            "envFile": str(env),
+            "values": json.dumps({"API_TOKEN": "by-hand"}),
+            "migratedValues": json.dumps({"API_TOKEN": "migrated", "DB_PASSWORD": "migrated"}),
+        },
+        ("values", "migratedValues"),
+    )
+    values = load_values(load_settings(), MANIFEST, tmp_path)
+    seen: dict[str, str] = {}
+
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
+    def check() -> pulumi.Output[Any]:
+        return pulumi.Output.all(*values.values()).apply(lambda v: seen.update(zip(values, v, strict=True)))
+
+    check()
+    assert seen == {"API_TOKEN": "by-hand", "DB_PASSWORD": "migrated"}
+
+
+def test_plain_migrated_values_are_refused() -> None:
+    with pytest.raises(ConfigError, match="migratedValues: is stored in plain text") as caught:
+        load_values_for({"migratedValues": json.dumps({"API_TOKEN": CANARY, "DB_PASSWORD": CANARY})}, ())
+    assert CANARY not in str(caught.value)
+
+
+def test_a_plain_leaf_of_values_is_refused_even_when_another_is_secret(tmp_path: Path) -> None:
+    """`pulumi config set --path values.X plain` next to secret leaves: Pulumi marks the whole map secret."""
+    stack_file = tmp_path / "Pulumi.staging.yaml"
+    stack_file.write_text(
+        yaml.safe_dump(
+            {
+                "config": {
+                    "secrets-migration:values": {
+                        "DB_PASSWORD": {"secure": "v1:abc"},
+                        "API_TOKEN": CANARY,
+                    }
+                }
+            }
+        ),
+        encoding="utf-8",
+    )
+    configure(
+        "staging", {"backend": "vault", "values": json.dumps({"DB_PASSWORD": "x", "API_TOKEN": CANARY})}, ("values",)
+    )
+    assert pulumi.runtime.is_config_secret("secrets-migration:values")  # what the old check relied on
+    with pytest.raises(ConfigError, match=r"values: stored in plain text: API_TOKEN;") as caught:
+        load_values(load_settings(), MANIFEST, tmp_path)
+    assert CANARY not in str(caught.value)
+
+
+def test_a_values_map_secret_as_a_whole_or_leaf_by_leaf_is_accepted(tmp_path: Path) -> None:
+    from components.values import plain_leaves
+
+    whole, leaves = tmp_path / "whole.yaml", tmp_path / "leaves.yaml"
+    whole.write_text(yaml.safe_dump({"config": {"secrets-migration:values": {"secure": "v1:x"}}}), encoding="utf-8")
+    leaves.write_text(
+        yaml.safe_dump({"config": {"secrets-migration:values": {"A": {"secure": "v1:x"}, "B": {"secure": "v1:y"}}}}),
+        encoding="utf-8",
+    )
+    assert plain_leaves(whole) == plain_leaves(leaves) == plain_leaves(tmp_path / "absent.yaml") == []
