@@ -139,7 +139,8 @@ def test_tag_count_limit_edge() -> None:
     assert policies.tags_problem("s", secret_tags("ns", "K", most)) is None
     problem = policies.tags_problem("s", secret_tags("ns", "K", [*most, "one-more"]))
     assert problem == (
-        "s: needs 51 tags (48 readers); Secrets Manager allows 50 per secret, so at most 47 services can read one secret"
+        "s: needs 51 tags (48 readers); Secrets Manager allows 50 per secret, "
+        "so at most 47 services can read one secret"
     )
 
 
