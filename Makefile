@@ -29,6 +29,7 @@ bench: setup
 	$(PYTHON) bench/cli_startup.py
 	$(PYTHON) bench/program_scale.py
 	$(PYTHON) bench/verify_throughput.py
+	$(PYTHON) bench/migrate_cli_calls.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,5 +1,8 @@
 import sys
 
-from components.cli import main
+from components.dependencies import dependency_hint
 
-sys.exit(main())
+with dependency_hint():  # the CLI's modules import PyYAML and python-dotenv, and its commands more
+    from components.cli import main
+
+    sys.exit(main())

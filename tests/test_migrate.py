@@ -1,14 +1,17 @@
-"""`scripts/migrate_secrets.py`: the runbook's Phase 3 script.
+"""The migration (`components/migrate.py`, entry point `scripts/migrate_secrets.py`).
 
-The Pulumi CLI cannot run here, so the apply path runs against a recording stack (the `open_stack`
-seam) and `verify` is replaced by a recorder; `StdinSecretsWorkspace` is run against a fake `pulumi`
-executable that logs its argv and stdin. An audit hook proves the dry run writes no file, starts no
-process and opens no socket, and that the apply path starts no process with a value in its argv.
+The Pulumi CLI cannot run here, so the apply path runs against the recording fake `pulumi` of
+bench/migrate_cli_calls.py (first on PATH): it keeps the stack's config in `Pulumi.<stack>.yaml` as the CLI
+does and logs every call's argv, environment keys and stdin. The dry run is held against what the real
+program registers under the SDK's mocks (tests/harness.py) with the config the migration writes. An audit
+hook proves the dry run writes no file, starts no process and opens no socket.
 """
 
 import json
 import os
-import stat
+import re
+import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,17 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pulumi import automation as auto
+import yaml
 
-import components.verify
+from bench.migrate_cli_calls import TOKEN, VAULT_ADDR, Project, make_project, migrate_with_fake
+from components import cli, migrate, naming
+from components.dependencies import SETUP_HINT, dependency_hint
 from components.envfile import read_env
-from components.manifest import Manifest, Secret, load
-from scripts import migrate_secrets as migrate
+from components.manifest import Manifest, Secret, dump, load
 from tests.conftest import EXAMPLE_ENV, REPO
+from tests.harness import run_program
 
 MANIFEST = REPO / "secrets.manifest.yaml"
-ADDR = "http://127.0.0.1:1"  # never contacted: verify and the stack are replaced
-TOKEN = "CANARY-vault-token-5d1c"
+README = REPO / "README.md"
 
 
 # --- side-effect guard ----------------------------------------------------------------------------------
@@ -50,6 +54,8 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
         return
     if event == "open":
         path, mode, flags = args
+        if isinstance(path, int):  # wrapping a descriptor (a subprocess's pipe), not opening a file
+            return
         if (isinstance(mode, str) and any(c in mode for c in "wax+")) or (flags or 0) & _WRITE_FLAGS:
             _effects.writes.append(str(path))
     elif event in ("os.rename", "os.replace", "os.remove", "os.mkdir", "os.chmod"):
@@ -82,6 +88,11 @@ def canary(key: str) -> str:
     return f"CANARY-{key.lower()}-9e4b"
 
 
+def assert_no_canary(*texts: str) -> None:
+    for text in texts:
+        assert "CANARY" not in text
+
+
 @pytest.fixture
 def canary_env(tmp_path: Path) -> Path:
     """The example .env with every manifest secret's value replaced by a canary."""
@@ -92,111 +103,94 @@ def canary_env(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def token_file(tmp_path: Path) -> Path:
-    path = tmp_path / "vault-token"
-    path.write_text(TOKEN + "\n", encoding="utf-8")
-    return path
-
-
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("VAULT_ADDR", "VAULT_TOKEN"):
+    for name in ("VAULT_ADDR", "VAULT_TOKEN", "FAKE_PULUMI_FAIL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(REPO)
 
 
-class FakeStack:
-    """Records what the script asks of the stack, in order; `up` streams one line as Pulumi would."""
-
-    def __init__(self, name: str, work_dir: Path, up_error: Exception | None = None) -> None:
-        self.name, self.work_dir, self.up_error = name, work_dir, up_error
-        self.calls: list[tuple[Any, ...]] = []
-
-    def set_config(self, key: str, value: auto.ConfigValue, *, path: bool = False) -> None:
-        self.calls.append(("set_config", key, value.value, value.secret, path))
-
-    def up(self, **kwargs: Any) -> None:
-        self.calls.append(("up", sorted(kwargs)))
-        kwargs["on_output"]("+  vault:kv/secretV2:SecretV2 secrets-DATABASE_PASSWORD create [secret]")
-        if self.up_error:
-            raise self.up_error
+def project_with(tmp_path: Path, stack: str, config: dict[str, Any]) -> Path:
+    """A project folder holding Pulumi.yaml and a `Pulumi.<stack>.yaml` with `config` (short keys)."""
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(REPO / "Pulumi.yaml", project)
+    text = yaml.safe_dump({"config": {f"secrets-migration:{k}": v for k, v in config.items()}})
+    (project / f"Pulumi.{stack}.yaml").write_text(text, encoding="utf-8")
+    return project
 
 
-@dataclass
-class Recorded:
-    stacks: list[FakeStack] = field(default_factory=list)
-    verify_args: list[Any] = field(default_factory=list)
-    verify_env: list[dict[str, str | None]] = field(default_factory=list)
-    verify_code: int = 0
+def dry_run(*argv: str, project_dir: Path = REPO) -> tuple[int, str, str, list[str]]:
+    """(exit code, stdout, stderr, lines) of a dry run, captured here."""
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = migrate.main([*argv, "--dry-run"], project_dir=project_dir)
+    return code, out.getvalue(), err.getvalue(), out.getvalue().splitlines()
 
 
-@pytest.fixture
-def recorded(monkeypatch: pytest.MonkeyPatch) -> Recorded:
-    rec = Recorded()
-
-    def open_stack(namespace: str, work_dir: Path) -> FakeStack:
-        stack = FakeStack(namespace, work_dir)
-        rec.stacks.append(stack)
-        return stack
-
-    def verify_run(args: Any) -> int:
-        rec.verify_args.append(args)
-        rec.verify_env.append({k: os.environ.get(k) for k in ("VAULT_ADDR", "VAULT_TOKEN")})
-        print("✓ verify OK: 4/4 secrets OK; 6/6 policies OK")
-        return rec.verify_code
-
-    monkeypatch.setattr(migrate, "open_stack", open_stack)
-    monkeypatch.setattr(components.verify, "run", verify_run)
-    return rec
+def sections(lines: list[str]) -> dict[str, list[str]]:
+    """The dry run's rows by section ('secrets', 'policies', 'roles'): the first column of each row."""
+    found: dict[str, list[str]] = {}
+    current = "other"
+    for line in lines:
+        if line.startswith("  "):
+            found.setdefault(current, []).append(line.split()[0])
+        elif "AppRole role" in line:
+            current = "roles"
+        elif "polic" in line:
+            current = "policies"
+        elif line.startswith("Would create") and " in " in line:
+            current = "secrets"
+        else:
+            current = "other"
+    return found
 
 
-def assert_no_canary(*texts: str) -> None:
-    for text in texts:
-        assert "CANARY" not in text
+def readme_block(after: str) -> list[str]:
+    """The lines of the README's console block that start with the command line `after`."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index(after)
+    return text[start : text.index("```", start)].splitlines()[1:]
 
 
 # --- dry run ------------------------------------------------------------------------------------------
 
-DRY_RUN_VAULT = """\
-examples/.env.example and secrets.manifest.yaml agree.
-Would create 4 secrets in Vault (namespace staging):
-  secret/staging/alpaca/api_key_id      (ALPACA_API_KEY_ID; readers: execution-gateway, market-data-service)
-  secret/staging/alpaca/api_secret_key  (ALPACA_API_SECRET_KEY; readers: execution-gateway, market-data-service)
-  secret/staging/database/password      (DATABASE_PASSWORD; readers: signal-service, execution-gateway, orchestrator, risk-manager)
-  secret/staging/redis/password         (REDIS_PASSWORD; readers: signal-service, execution-gateway, orchestrator, market-data-service, risk-manager)
-Would create 6 Vault policies:
-  staging-signal-service-read           (signal-service: read 2 secrets)
-  staging-execution-gateway-read        (execution-gateway: read 4 secrets)
-  staging-orchestrator-read             (orchestrator: read 2 secrets)
-  staging-market-data-service-read      (market-data-service: read 3 secrets)
-  staging-risk-manager-read             (risk-manager: read 2 secrets)
-  staging-secrets-read                  (operators and verify: read all 4 secrets, list secret/metadata/staging/)
-Once deployed, `pulumi preview --stack staging` shows what a run would change.
-Dry run: would migrate 4 secrets to Vault (staging namespace); nothing was written.
-"""  # noqa: E501
+README_COMMAND = (
+    "$ python scripts/migrate_secrets.py --env-file examples/.env.example --backend vault --namespace staging --dry-run"
+)
 
 
-def test_dry_run_lists_secrets_and_policies_and_touches_nothing(
-    capsys: pytest.CaptureFixture[str], side_effects: SideEffects
-) -> None:
-    code = migrate.main(
-        ["--env-file", "examples/.env.example", "--backend", "vault", "--namespace", "staging", "--dry-run"]
-    )
-    out, err = capsys.readouterr()
+def test_dry_run_prints_the_readme_example_and_touches_nothing(side_effects: SideEffects) -> None:
+    code, _, err, lines = dry_run("--env-file", "examples/.env.example", "--backend", "vault", "--namespace", "staging")
     assert (code, err) == (0, "")
-    assert out == DRY_RUN_VAULT
+    assert lines == readme_block(README_COMMAND)
+    assert "Would create 5 AppRole roles at auth/approle/:" in lines  # staging has vaultAppRole on
     assert (side_effects.writes, side_effects.processes, side_effects.connections) == ([], [], [])
 
 
-def test_dry_run_aws_names_secrets_and_iam_policies(
-    capsys: pytest.CaptureFixture[str], side_effects: SideEffects
-) -> None:
+def test_the_script_prints_the_same_as_the_module() -> None:
+    script = [sys.executable, str(REPO / "scripts" / "migrate_secrets.py")]
+    argv = ["--env-file", "examples/.env.example", "--backend", "vault", "--namespace", "staging", "--dry-run"]
+    done = subprocess.run([*script, *argv], cwd=REPO, capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.splitlines() == readme_block(README_COMMAND)
+
+
+def test_the_runbook_shows_the_same_dry_run() -> None:
+    text = (REPO / "docs" / "runbook.md").read_text(encoding="utf-8")
+    start = text.index("```\n", text.index("With `examples/.env.example` it prints:")) + 4
+    shown = [line.removeprefix("   ") for line in text[start : text.index("   ```", start)].splitlines()]
+    _, _, _, lines = dry_run("--env-file", "examples/.env.example", "--backend", "vault", "--namespace", "staging")
+    assert shown == lines
+
+
+def test_dry_run_aws_names_secrets_and_iam_policies(side_effects: SideEffects) -> None:
     # `qa` has no stack file, so nothing pins its backend.
-    code = migrate.main(["--env-file", str(EXAMPLE_ENV), "--backend", "aws", "--namespace", "qa", "--dry-run"])
-    out = capsys.readouterr().out
+    code, _, _, lines = dry_run("--env-file", str(EXAMPLE_ENV), "--backend", "aws", "--namespace", "qa")
     assert code == 0
-    lines = out.splitlines()
     assert lines[1] == "Would create 4 secrets in AWS Secrets Manager (namespace qa):"
     assert lines[2].split(maxsplit=1) == [
         "qa/alpaca/api_key_id",
@@ -211,22 +205,183 @@ def test_dry_run_aws_names_secrets_and_iam_policies(
         "qa-risk-manager-secrets-read",
         "qa-secrets-read",
     ]
+    assert not any("AppRole" in line for line in lines)
     assert lines[-1] == "Dry run: would migrate 4 secrets to AWS Secrets Manager (qa namespace); nothing was written."
     assert (side_effects.writes, side_effects.processes, side_effects.connections) == ([], [], [])
 
 
-def test_dry_run_reports_disagreement_and_exits_1(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], side_effects: SideEffects
+IDLE_AND_NARROW = Manifest(
+    ("reader", "idle", "other"),
+    {
+        "API_TOKEN": Secret("API_TOKEN", "api/token", ("reader",)),
+        "DB_PASSWORD": Secret("DB_PASSWORD", "db/password", ("reader", "other")),
+    },
+)
+
+
+@pytest.mark.parametrize(
+    ("label", "stack", "backend", "manifest"),
+    [
+        ("staging-approle", "staging", "vault", None),
+        ("local-no-approle", "local", "vault", None),
+        ("qa-aws", "qa", "aws", None),
+        ("staging-idle-service", "staging", "vault", IDLE_AND_NARROW),
+        ("qa-aws-idle-service", "qa", "aws", IDLE_AND_NARROW),
+    ],
+)
+def test_dry_run_lists_what_the_program_registers(
+    tmp_path: Path, label: str, stack: str, backend: str, manifest: Manifest | None
 ) -> None:
+    """The dry run and the program, fed the config the migration writes, name the same resources; and the
+    program reads every value from `migratedValues` (over the local stack's envFile too)."""
+    manifest_file = MANIFEST
+    if manifest is not None:
+        manifest_file = tmp_path / "manifest.yaml"
+        manifest_file.write_text(dump(manifest), encoding="utf-8")
+    secrets = load(manifest_file).secrets
+    values = {key: canary(key) for key in secrets}
+    env_file = tmp_path / ".env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8")
+    code, _, _, lines = dry_run(
+        "--env-file", str(env_file), "--backend", backend, "--namespace", stack, "--manifest", str(manifest_file)
+    )
+    assert code == 0
+    planned = sections(lines)
+
+    config = {"backend": backend, "namespace": stack, "manifest": str(manifest_file)}
+    run = run_program(
+        stack,
+        {**config, "migratedValues": json.dumps(values)},
+        secret_keys=["migratedValues"],
+        use_stack_file=stack != "qa",
+    )
+    if backend == "vault":
+        registered = run.of_type(naming.VAULT_SECRET)
+        assert sorted(planned["secrets"]) == sorted(f"{r.inputs['mount']}/{r.inputs['name']}" for r in registered)
+        assert {json.loads(r.inputs["dataJson"])["value"] for r in registered} == set(values.values())
+        policies = run.of_type(naming.VAULT_POLICY)
+        roles = sorted(r.inputs["roleName"] for r in run.of_type(naming.VAULT_APPROLE))
+        assert sorted(planned.get("roles", [])) == roles
+        assert bool(roles) == (stack == "staging")
+    else:
+        assert sorted(planned["secrets"]) == sorted(r.inputs["name"] for r in run.of_type(naming.AWS_SECRET))
+        versions = run.of_type(naming.AWS_SECRET_VERSION)
+        assert {r.inputs["secretString"] for r in versions} == set(values.values())
+        policies = run.of_type(naming.IAM_POLICY)
+    assert sorted(planned["policies"]) == sorted(r.inputs["name"] for r in policies)
+    assert not any("idle" in name for name in planned["policies"])
+
+
+def test_a_value_set_by_hand_wins_over_the_migrated_one() -> None:
+    """`pulumi config set --secret --path 'values.KEY'` after a migration still edits that one value."""
+    secrets = load(MANIFEST).secrets
+    migrated = {key: canary(key) for key in secrets}
+    config = {"backend": "vault", "namespace": "staging", "migratedValues": json.dumps(migrated)}
+    config["values"] = json.dumps({"DATABASE_PASSWORD": "CANARY-by-hand"})
+    run = run_program("staging", config, secret_keys=["migratedValues", "values"])
+    stored = {r.inputs["name"]: json.loads(r.inputs["dataJson"])["value"] for r in run.of_type(naming.VAULT_SECRET)}
+    assert stored["staging/database/password"] == "CANARY-by-hand"
+    assert stored["staging/redis/password"] == canary("REDIS_PASSWORD")
+
+
+def test_plan_follows_the_stack_settings(tmp_path: Path) -> None:
+    project = project_with(
+        tmp_path,
+        "staging",
+        {
+            "backend": "vault",
+            "vaultMount": "kv",
+            "vaultManageMount": True,
+            "vaultAppRoleMount": "apps",
+            "vaultManageAppRoleMount": True,
+        },
+    )
+    args = ["--env-file", str(EXAMPLE_ENV), "--backend", "vault", "--namespace", "staging", "--manifest", str(MANIFEST)]
+    code, _, _, lines = dry_run(*args, project_dir=project)
+    assert code == 0
+    assert lines[1] == "Would create the KV v2 mount kv/"
+    assert lines[3].split()[0] == "kv/staging/alpaca/api_key_id"
+    assert lines[13].endswith("(operators and verify: read all 4 secrets, list kv/metadata/staging/)")
+    assert lines[14:16] == [
+        "Would enable the AppRole auth method at apps/",
+        "Would create 5 AppRole roles at auth/apps/:",
+    ]
+
+
+def test_plan_shows_aws_role_attachments(tmp_path: Path) -> None:
+    project = project_with(tmp_path, "qa", {"awsServiceRoles": {"signal-service": "signal-task-role"}})
+    args = ["--env-file", str(EXAMPLE_ENV), "--backend", "aws", "--namespace", "qa", "--manifest", str(MANIFEST)]
+    code, _, _, lines = dry_run(*args, project_dir=project)
+    assert code == 0
+    assert (
+        "  qa-signal-service-secrets-read       (signal-service: read 2 secrets; attached to role signal-task-role)"
+        in lines
+    )
+
+
+@pytest.mark.parametrize(
+    ("label", "backend", "manifest", "expected"),
+    [
+        (
+            "one-of-each",
+            "vault",
+            Manifest(("reader",), {"API_TOKEN": Secret("API_TOKEN", "api/token", ("reader",))}),
+            ["Would create 1 secret in Vault", "Would create 2 Vault policies:", "Would create 1 AppRole role at"],
+        ),
+        (
+            "vault-namespace-policy-only",
+            "vault",
+            Manifest(("idle",), {"API_TOKEN": Secret("API_TOKEN", "api/token", ())}),
+            ["Would create 1 secret in Vault", "Would create 1 Vault policy:"],
+        ),
+        (
+            "aws-namespace-policy-only",
+            "aws",
+            Manifest(("idle",), {"API_TOKEN": Secret("API_TOKEN", "api/token", ())}),
+            ["Would create 1 secret in AWS", "Would create 1 IAM policy:"],
+        ),
+    ],
+)
+def test_counts_are_singular_for_one(
+    tmp_path: Path, label: str, backend: str, manifest: Manifest, expected: list[str]
+) -> None:
+    manifest_file = tmp_path / "manifest.yaml"
+    manifest_file.write_text(dump(manifest), encoding="utf-8")
+    env_file = tmp_path / ".env"
+    env_file.write_text("API_TOKEN=CANARY-one\n", encoding="utf-8")
+    args = ["--env-file", str(env_file), "--backend", backend, "--namespace", "staging" if backend == "vault" else "qa"]
+    code, out, _, lines = dry_run(*args, "--manifest", str(manifest_file))
+    assert code == 0
+    headers = [line for line in lines if line.startswith("Would create")]
+    assert [h[: len(e)] for h, e in zip(headers, expected, strict=True)] == expected
+    assert "1 secrets" not in out and "1 policies" not in out and "1 roles" not in out
+    assert_no_canary(out)
+
+
+def test_aws_on_a_vault_stack_is_refused(side_effects: SideEffects) -> None:
+    code, out, err, _ = dry_run("--env-file", str(EXAMPLE_ENV), "--backend", "aws", "--namespace", "staging")
+    assert (code, out) == (2, "")
+    assert err.startswith("error: Pulumi.staging.yaml: secrets-migration:backend is vault; --backend aws would")
+    assert side_effects.writes == []
+
+
+def test_bad_stack_config_is_one_line_naming_the_key(tmp_path: Path) -> None:
+    project = project_with(tmp_path, "staging", {"backend": "vault", "vaultAppRoleTokenTtl": "soon"})
+    args = ["--env-file", str(EXAMPLE_ENV), "--backend", "vault", "--namespace", "staging", "--manifest", str(MANIFEST)]
+    code, out, err, _ = dry_run(*args, project_dir=project)
+    assert (code, out) == (2, "")
+    assert err == "error: stack staging: secrets-migration:vaultAppRoleTokenTtl: must be a whole number\n"
+
+
+def test_dry_run_reports_disagreement_and_exits_1(tmp_path: Path, side_effects: SideEffects) -> None:
     env = tmp_path / ".env"
     env.write_text("DATABASE_PASSWORD=CANARY-db-1\nNEW_API_TOKEN=CANARY-tok-2\n", encoding="utf-8")
     side_effects.writes.clear()
-    code = migrate.main(["--env-file", str(env), "--backend", "vault", "--namespace", "staging", "--dry-run"])
-    out, err = capsys.readouterr()
+    code, out, err, lines = dry_run("--env-file", str(env), "--backend", "vault", "--namespace", "staging")
     assert code == 1
     assert f"{env}: ALPACA_API_KEY_ID: manifest secret (alpaca/api_key_id) is missing from the .env" in out
     assert f"{env}:2: NEW_API_TOKEN: in neither secrets nor config (run derive)" in out
-    assert out.splitlines()[-1].startswith("Nothing was migrated")
+    assert lines[-1].startswith("Nothing was migrated")
     assert_no_canary(out, err)
     assert side_effects.writes == []
 
@@ -239,51 +394,13 @@ def test_dry_run_reports_disagreement_and_exits_1(
         ("not-utf8", "A=1\nB=\xff\n", ":2: not valid UTF-8"),
     ],
 )
-def test_bad_env_exits_2_naming_file_and_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], label: str, text: str, where: str
-) -> None:
-    env = tmp_path / f"{label}.env"
+def test_bad_env_is_one_line_exit_2(tmp_path: Path, label: str, text: str, where: str) -> None:
+    env = tmp_path / ".env"
     env.write_bytes(text.encode("latin-1"))
-    code = migrate.main(["--env-file", str(env), "--backend", "vault", "--namespace", "staging", "--dry-run"])
-    out, err = capsys.readouterr()
+    code, out, err, _ = dry_run("--env-file", str(env), "--backend", "vault", "--namespace", "staging")
     assert (code, out) == (2, "")
     assert err.startswith(f"error: {env}{where}") and err.count("\n") == 1
     assert_no_canary(err)
-
-
-def test_plan_follows_the_stack_settings() -> None:
-    manifest = load(MANIFEST)
-    vault = migrate.make_plan(
-        "vault",
-        "staging",
-        manifest,
-        {"secrets-migration:vaultMount": "kv", "secrets-migration:vaultManageMount": True},
-    )
-    lines = migrate.plan_lines(vault)
-    assert lines[0] == "Would create the KV v2 mount kv/"
-    assert lines[2].split()[0] == "kv/staging/alpaca/api_key_id"
-    assert lines[-1].endswith("(operators and verify: read all 4 secrets, list kv/metadata/staging/)")
-
-    roles = {"secrets-migration:awsServiceRoles": {"signal-service": "signal-task-role"}}
-    aws = migrate.plan_lines(migrate.make_plan("aws", "qa", manifest, roles))
-    assert (
-        "  qa-signal-service-secrets-read       (signal-service: read 2 secrets; attached to role signal-task-role)"
-        in aws
-    )
-
-
-def test_plan_skips_services_that_read_nothing() -> None:
-    manifest = Manifest(("reader", "idle"), {"API_TOKEN": Secret("API_TOKEN", "api/token", ("reader",))})
-    lines = migrate.plan_lines(migrate.make_plan("aws", "qa", manifest, {}))
-    assert [line.split()[0] for line in lines[3:]] == ["qa-reader-secrets-read", "qa-secrets-read"]
-    assert not any("idle" in line for line in lines)
-
-
-def test_aws_on_a_vault_stack_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    code = migrate.main(["--env-file", str(EXAMPLE_ENV), "--backend", "aws", "--namespace", "staging", "--dry-run"])
-    err = capsys.readouterr().err
-    assert code == 2
-    assert err.startswith("error: Pulumi.staging.yaml: secrets-migration:backend is vault; --backend aws would")
 
 
 # --- arguments ------------------------------------------------------------------------------------------
@@ -305,9 +422,15 @@ def test_token_on_command_line_is_refused(
     out, err = capsys.readouterr()
     assert (code, out) == (2, "")
     assert err == f"error: {migrate.TOKEN_REFUSED}\n"
-    assert "--vault-token-file" in err and "VAULT_TOKEN" in err
-    assert_no_canary(err)
+    assert "--vault-token-file" in err and "VAULT_TOKEN" in err and TOKEN not in err
     assert (side_effects.writes, side_effects.processes) == ([], [])
+
+
+def test_the_script_refuses_a_token_without_echoing_it() -> None:
+    argv = ["--env-file", str(EXAMPLE_ENV), "--backend", "vault", "--namespace", "staging", "--vault-token", TOKEN]
+    script = [sys.executable, str(REPO / "scripts" / "migrate_secrets.py")]
+    done = subprocess.run([*script, *argv], cwd=REPO, capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stdout, done.stderr) == (2, "", f"error: {migrate.TOKEN_REFUSED}\n")
 
 
 def test_help_explains_the_interface(capsys: pytest.CaptureFixture[str]) -> None:
@@ -320,14 +443,32 @@ def test_help_explains_the_interface(capsys: pytest.CaptureFixture[str]) -> None
     assert "--vault-token " not in out.replace("--vault-token-file", "")
 
 
-def test_missing_token_is_bad_input(capsys: pytest.CaptureFixture[str], recorded: Recorded) -> None:
+@pytest.mark.parametrize(
+    ("label", "environment", "message"),
+    [
+        ("no-token", {"VAULT_ADDR": VAULT_ADDR}, "no Vault token: pass --vault-token-file FILE or set VAULT_TOKEN"),
+        ("no-address", {"VAULT_TOKEN": TOKEN}, "no Vault address: pass --vault-addr URL or set VAULT_ADDR"),
+    ],
+)
+def test_missing_connection_is_bad_input(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    side_effects: SideEffects,
+    label: str,
+    environment: dict[str, str],
+    message: str,
+) -> None:
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
     code = migrate.main(["--env-file", str(EXAMPLE_ENV), "--backend", "vault", "--namespace", "staging"])
-    assert code == 2
-    assert capsys.readouterr().err == "error: no Vault token: pass --vault-token-file FILE or set VAULT_TOKEN\n"
-    assert recorded.stacks == []
+    assert (code, capsys.readouterr().err) == (2, f"error: {message}\n")
+    assert (side_effects.writes, side_effects.processes) == ([], [])
 
 
-# --- no Pulumi CLI ----------------------------------------------------------------------------------------
+def test_vault_flags_on_aws_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--env-file", str(EXAMPLE_ENV), "--backend", "aws", "--namespace", "qa", "--vault-addr", VAULT_ADDR]
+    assert migrate.main(argv) == 2
+    assert capsys.readouterr().err == "error: --vault-addr and --vault-token-file only apply to --backend vault\n"
 
 
 @pytest.mark.parametrize(("label", "which"), [("not-on-path", None), ("vanished", "/nonexistent/bin/pulumi")])
@@ -338,9 +479,10 @@ def test_without_the_cli_one_line_and_exit_2(
     label: str,
     which: str | None,
 ) -> None:
-    monkeypatch.setenv("PATH", "/nonexistent")  # `pulumi version` cannot be found by the SDK either
+    monkeypatch.setenv("PATH", "/nonexistent")  # subprocess cannot find `pulumi` either
     monkeypatch.setattr(migrate.shutil, "which", lambda name: which)
     monkeypatch.setenv("VAULT_TOKEN", TOKEN)
+    monkeypatch.setenv("VAULT_ADDR", VAULT_ADDR)
     code = migrate.main(["--env-file", str(EXAMPLE_ENV), "--backend", "vault", "--namespace", "staging"])
     out, err = capsys.readouterr()
     assert (code, out) == (2, "")
@@ -349,232 +491,191 @@ def test_without_the_cli_one_line_and_exit_2(
     assert side_effects.writes == []
 
 
-# --- apply path (recording stack) ---------------------------------------------------------------------------
-
-
-def expected_values() -> list[tuple[Any, ...]]:
-    return [
-        ("set_config", f"secrets-migration:values.{key}", canary(key), True, True)
-        for key in sorted(load(MANIFEST).secrets)
-    ]
-
-
-def test_apply_vault_sets_config_runs_up_then_verify(
-    canary_env: Path,
-    token_file: Path,
-    recorded: Recorded,
-    capsys: pytest.CaptureFixture[str],
-    side_effects: SideEffects,
-) -> None:
-    argv = ["--env-file", str(canary_env), "--backend", "vault", "--namespace", "staging"]
-    code = migrate.main([*argv, "--vault-addr", ADDR, "--vault-token-file", str(token_file)])
-    out, err = capsys.readouterr()
-    assert code == 0, err
-
-    [stack] = recorded.stacks
-    assert (stack.name, stack.work_dir) == ("staging", REPO)
-    assert stack.calls == [
-        ("set_config", "secrets-migration:backend", "vault", False, False),
-        ("set_config", "secrets-migration:namespace", "staging", False, False),
-        ("set_config", "secrets-migration:manifest", "secrets.manifest.yaml", False, False),
-        ("set_config", "vault:address", ADDR, False, False),
-        *expected_values(),
-        ("up", ["color", "on_error", "on_output"]),
-    ]
-
-    [args] = recorded.verify_args
-    assert (args.backend, args.namespace, args.vault_mount) == ("vault", "staging", "secret")
-    assert (args.env_file, args.manifest) == (canary_env, Path("secrets.manifest.yaml"))
-    # The token reached verify (and `pulumi up`) through the environment, and only while they ran.
-    assert recorded.verify_env == [{"VAULT_ADDR": ADDR, "VAULT_TOKEN": TOKEN}]
-    assert "VAULT_TOKEN" not in os.environ
-
-    assert "+  vault:kv/secretV2:SecretV2 secrets-DATABASE_PASSWORD create [secret]" in out  # streamed
-    assert out.splitlines()[-1] == "✓ Migrated 4 secrets to Vault (staging namespace)"
-    assert_no_canary(out, err)
-    assert side_effects.processes == []  # so no value reached any argv
-
-
-def test_apply_aws_uses_no_vault_settings(
-    canary_env: Path, recorded: Recorded, capsys: pytest.CaptureFixture[str], side_effects: SideEffects
-) -> None:
-    manifest = canary_env.parent / "m.yaml"
-    manifest.write_bytes(MANIFEST.read_bytes())
-    argv = ["--env-file", str(canary_env), "--backend", "aws", "--namespace", "qa", "--manifest", str(manifest)]
-    code = migrate.main(argv)
-    out, err = capsys.readouterr()
-    assert code == 0, err
-    [stack] = recorded.stacks
-    assert stack.calls == [
-        ("set_config", "secrets-migration:backend", "aws", False, False),
-        ("set_config", "secrets-migration:namespace", "qa", False, False),
-        # Outside the project folder: absolute, since the program runs in the project folder.
-        ("set_config", "secrets-migration:manifest", str(manifest), False, False),
-        *expected_values(),
-        ("up", ["color", "on_error", "on_output"]),
-    ]
-    [args] = recorded.verify_args
-    assert (args.backend, args.namespace, args.manifest) == ("aws", "qa", manifest)
-    assert recorded.verify_env == [{"VAULT_ADDR": None, "VAULT_TOKEN": None}]
-    assert out.splitlines()[-1] == "✓ Migrated 4 secrets to AWS Secrets Manager (qa namespace)"
-    assert_no_canary(out, err)
-    assert side_effects.processes == []
-
-
-def test_token_from_environment_is_used_and_restored(
-    canary_env: Path, recorded: Recorded, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("VAULT_TOKEN", TOKEN)
-    code = migrate.main(["--env-file", str(canary_env), "--backend", "vault", "--namespace", "staging"])
-    assert code == 0, capsys.readouterr().err
-    # No --vault-addr: the stack file's vault:address is used for verify and not written again.
-    assert recorded.verify_env == [{"VAULT_ADDR": "http://127.0.0.1:8200", "VAULT_TOKEN": TOKEN}]
-    assert all(call[1] != "vault:address" for call in recorded.stacks[0].calls)
-    assert os.environ["VAULT_TOKEN"] == TOKEN and "VAULT_ADDR" not in os.environ
-
-
-def test_failed_up_exits_1_without_verify(
-    canary_env: Path, recorded: Recorded, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    failure = auto.CommandError(auto.CommandResult("", "error: update failed: 1 resource failed", 255))
-
-    def failing_stack(namespace: str, work_dir: Path) -> FakeStack:
-        stack = FakeStack(namespace, work_dir, up_error=failure)
-        recorded.stacks.append(stack)
-        return stack
-
-    monkeypatch.setattr(migrate, "open_stack", failing_stack)
-    code = migrate.main(["--env-file", str(canary_env), "--backend", "aws", "--namespace", "qa"])
-    out, err = capsys.readouterr()
-    assert code == 1
-    assert err.splitlines()[-1] == "error: pulumi up --stack qa failed: update failed: 1 resource failed"
-    assert recorded.verify_args == []
-    assert "Migrated" not in out
-    assert_no_canary(out, err)
-
-
-def test_stack_that_cannot_be_selected_is_one_line_exit_2(
-    canary_env: Path, recorded: Recorded, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    not_logged_in = "error: PULUMI_ACCESS_TOKEN must be set for login during non-interactive CLI sessions"
-
-    def no_stack(namespace: str, work_dir: Path) -> FakeStack:
-        raise auto.CommandError(auto.CommandResult("", not_logged_in, 255))
-
-    monkeypatch.setattr(migrate, "open_stack", no_stack)
-    code = migrate.main(["--env-file", str(canary_env), "--backend", "aws", "--namespace", "qa"])
-    out, err = capsys.readouterr()
-    assert (code, out) == (2, "")
-    assert err == f"error: cannot set up the stack qa: {not_logged_in.removeprefix('error: ')}\n"
-    assert recorded.verify_args == []
-
-
-def test_verify_problem_is_the_exit_code(
-    canary_env: Path, recorded: Recorded, capsys: pytest.CaptureFixture[str]
-) -> None:
-    recorded.verify_code = 1
-    code = migrate.main(["--env-file", str(canary_env), "--backend", "aws", "--namespace", "qa"])
-    out, err = capsys.readouterr()
-    assert code == 1
-    assert "Migrated" not in out
-    assert err.splitlines()[-1].startswith("error: verify found problems after pulumi up (exit 1)")
-
-
-def test_disagreeing_env_writes_no_config(
-    tmp_path: Path, recorded: Recorded, capsys: pytest.CaptureFixture[str]
-) -> None:
-    env = tmp_path / ".env"
-    env.write_text("DATABASE_PASSWORD=CANARY-db\n", encoding="utf-8")
-    code = migrate.main(["--env-file", str(env), "--backend", "aws", "--namespace", "qa"])
-    assert code == 1
-    assert recorded.stacks == []
-    assert_no_canary(*capsys.readouterr())
-
-
-# --- StdinSecretsWorkspace against a fake `pulumi` executable ----------------------------------------------
-
-FAKE_PULUMI = """\
-#!{python}
-import json, os, sys
-args = sys.argv[1:]
-if args == ["version"]:
-    print("v3.272.0")
-    sys.exit(0)
-stdin = "" if sys.stdin.isatty() else sys.stdin.read()
-with open(os.environ["FAKE_PULUMI_LOG"], "a", encoding="utf-8") as log:
-    log.write(json.dumps({{"argv": args, "stdin": stdin}}) + "\\n")
-if os.environ.get("FAKE_PULUMI_FAIL"):
-    print("error: the backend refused", file=sys.stderr)
-    sys.exit(255)
-"""
+# --- apply path, against the recording fake `pulumi` ---------------------------------------------------------
 
 
 @pytest.fixture
-def fake_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "pulumi-root"
-    (root / "bin").mkdir(parents=True)
-    exe = root / "bin" / "pulumi"
-    exe.write_text(FAKE_PULUMI.format(python=sys.executable), encoding="utf-8")
-    exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
-    log = tmp_path / "calls.jsonl"
-    monkeypatch.setenv("FAKE_PULUMI_LOG", str(log))
-    return root
+def project(tmp_path: Path) -> Project:
+    return make_project(tmp_path, 12)
 
 
-def calls(root: Path) -> list[dict[str, Any]]:
-    log = Path(os.environ["FAKE_PULUMI_LOG"])
-    return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()] if log.exists() else []
+def commands(calls: list[dict[str, Any]]) -> list[list[str]]:
+    return [call["argv"] for call in calls]
 
 
-def workspace(root: Path, cls: type[Any]) -> Any:
-    command = auto.PulumiCommand(root=str(root), skip_version_check=True)
-    return cls(work_dir=str(root), pulumi_command=command)
-
-
-@pytest.mark.parametrize(("label", "value"), [("plain", "CANARY-a-1"), ("trailing-newline", "CANARY-b-2\n")])
-def test_secret_config_goes_through_stdin(fake_cli: Path, label: str, value: str) -> None:
-    ws = workspace(fake_cli, migrate.StdinSecretsWorkspace)
-    ws.set_config(
-        "staging", "secrets-migration:values.DATABASE_PASSWORD", auto.ConfigValue(value, secret=True), path=True
-    )
-    [call] = calls(fake_cli)
-    assert call["argv"] == [
-        "--non-interactive",
-        *["config", "set", "--secret", "--stack", "staging", "--path"],
-        *["--", "secrets-migration:values.DATABASE_PASSWORD"],
+def expected_calls(stack: str, backend: str, manifest: str) -> list[list[str]]:
+    plain = [f"secrets-migration:backend={backend}", f"secrets-migration:namespace={stack}"]
+    plain.append(f"secrets-migration:manifest={manifest}")
+    return [
+        ["--non-interactive", "stack", "select", "--create", "--stack", stack],
+        ["--non-interactive", "config", "set-all", *[a for p in plain for a in ("--plaintext", p)], "--stack", stack],
+        ["--non-interactive", "config", "set", "--secret", "secrets-migration:migratedValues", "--stack", stack],
+        ["--non-interactive", "config", "rm-all", "secrets-migration:values", "vault:address", "--stack", stack],
+        ["--non-interactive", "up", "--yes", "--skip-preview", "--stack", stack],
     ]
-    # The CLI drops exactly one trailing newline, so the stored value is exactly `value`.
-    assert call["stdin"] == value + "\n"
 
 
-def test_set_all_config_secrets_also_use_stdin(fake_cli: Path) -> None:
-    ws = workspace(fake_cli, migrate.StdinSecretsWorkspace)
-    values = {f"secrets-migration:values.K{i}": auto.ConfigValue(f"CANARY-k{i}", secret=True) for i in range(2)}
-    ws.set_all_config("staging", values, path=True)
-    logged = calls(fake_cli)
-    assert [c["stdin"] for c in logged] == ["CANARY-k0\n", "CANARY-k1\n"]
-    assert_no_canary(*(" ".join(c["argv"]) for c in logged))
+@pytest.mark.parametrize("size", [1, 250])
+def test_apply_sets_every_value_through_stdin_in_five_calls(tmp_path: Path, size: int) -> None:
+    project = make_project(tmp_path, size)
+    _effects.writes.clear()
+    _effects.processes.clear()
+    _effects.active = True
+    try:
+        outcome = migrate_with_fake(project)
+    finally:
+        _effects.active = False
+
+    assert outcome.code == 0, outcome.output
+    assert commands(outcome.calls) == expected_calls("staging", "vault", "secrets.manifest.yaml")
+    # Only `config set` read stdin, and what it stored is exactly the .env's secrets.
+    assert [c["stdin_chars"] > 0 for c in outcome.calls] == [False, False, True, False, False]
+    assert outcome.migrated == project.values
+    assert outcome.leaks == []
+    # The token and address reached `pulumi up` only; the migration process itself wrote nothing.
+    assert [("VAULT_TOKEN" in c["env_keys"], "VAULT_ADDR" in c["env_keys"]) for c in outcome.calls] == [
+        (False, False)
+    ] * 4 + [(True, True)]
+    bench = (str(project.root / "fake"), str(project.root / "output.txt"), f"os.mkdir {project.root / 'tmp'}")
+    assert [w for w in _effects.writes if not any(b in w for b in bench)] == []
+    assert [p[0] for p in _effects.processes] == ["pulumi"] * 5
+    # The stack file: plain settings, the secret map, and nothing that would override it.
+    config = yaml.safe_load(project.stack_file.read_text(encoding="utf-8"))["config"]
+    assert config["secrets-migration:backend"] == "vault" and config["secrets-migration:namespace"] == "staging"
+    assert "secrets-migration:values" not in config and "vault:address" not in config
+    assert set(config["secrets-migration:migratedValues"]) == {"secure"}
+    assert (
+        outcome.output.splitlines()[-1]
+        == f"✓ Migrated {size} secret{'s' if size > 1 else ''} to Vault (staging namespace)"
+    )
 
 
-def test_plain_config_keeps_the_sdk_path(fake_cli: Path) -> None:
-    ws = workspace(fake_cli, migrate.StdinSecretsWorkspace)
-    ws.set_config("staging", "secrets-migration:backend", auto.ConfigValue("vault"))
-    [call] = calls(fake_cli)
-    assert call["argv"][-2:] == ["--", "vault"] and "--plaintext" in call["argv"]
+def test_verify_runs_through_the_cli_with_vault_addr_and_token(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[list[str], dict[str, str | None]]] = []
+
+    def recording_cli(argv: list[str]) -> int:
+        cli.build_parser().parse_args(argv)  # the argv verify gets is one the CLI accepts
+        seen.append((argv, {k: os.environ.get(k) for k in ("VAULT_ADDR", "VAULT_TOKEN")}))
+        return 0
+
+    monkeypatch.setattr(cli, "main", recording_cli)
+    outcome = migrate_with_fake(project, verify=migrate.verify_stack)
+    assert outcome.code == 0, outcome.output
+    [(argv, env)] = seen
+    assert argv == [
+        *["verify", "--backend", "vault", "--namespace", "staging", "--manifest", str(project.manifest)],
+        *["--env-file", str(project.env_file), "--vault-mount", "secret"],
+    ]
+    assert env == {"VAULT_ADDR": VAULT_ADDR, "VAULT_TOKEN": TOKEN}
+    assert "VAULT_TOKEN" not in os.environ and "VAULT_ADDR" not in os.environ
 
 
-def test_the_sdk_alone_would_put_the_value_in_argv(fake_cli: Path) -> None:
-    """Why StdinSecretsWorkspace exists: LocalWorkspace.set_config passes the secret as an argument."""
-    ws = workspace(fake_cli, auto.LocalWorkspace)
-    ws.set_config("staging", "secrets-migration:values.X", auto.ConfigValue("CANARY-x", secret=True), path=True)
-    [call] = calls(fake_cli)
-    assert "CANARY-x" in call["argv"]
+def test_apply_aws_gives_up_no_vault_settings(project: Project, tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere" / "m.yaml"
+    outside.parent.mkdir()
+    outside.write_bytes(project.manifest.read_bytes())
+    outcome = migrate_with_fake(project, backend="aws", stack="qa", manifest=outside)
+    assert outcome.code == 0, outcome.output
+    # Outside the project folder: absolute, since the program runs in the project folder.
+    assert commands(outcome.calls) == expected_calls("qa", "aws", str(outside))
+    assert not any("VAULT_TOKEN" in c["env_keys"] for c in outcome.calls)
+    assert outcome.migrated == project.values and outcome.leaks == []
+    assert outcome.output.splitlines()[-1] == "✓ Migrated 12 secrets to AWS Secrets Manager (qa namespace)"
 
 
-def test_cli_failure_is_a_command_error_without_the_value(fake_cli: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FAKE_PULUMI_FAIL", "1")
-    ws = workspace(fake_cli, migrate.StdinSecretsWorkspace)
-    with pytest.raises(auto.CommandError) as failure:
-        ws.set_config("staging", "secrets-migration:values.X", auto.ConfigValue("CANARY-y", secret=True))
-    assert migrate.pulumi_error(failure.value) == "the backend refused"
-    assert_no_canary(str(failure.value))
+def test_failed_up_exits_1_without_verify(project: Project) -> None:
+    verified: list[migrate.Plan] = []
+    outcome = migrate_with_fake(project, fail="up", verify=lambda plan: verified.append(plan) or 0)
+    assert outcome.code == 1
+    assert outcome.output.splitlines()[-1] == (
+        "error: pulumi up --stack staging failed (exit 255); its output above says why"
+    )
+    assert "error: the backend refused (FAKE_PULUMI_FAIL)" in outcome.output  # the CLI's own, shown as is
+    assert verified == [] and "Migrated" not in outcome.output and outcome.leaks == []
+
+
+@pytest.mark.parametrize("failing", ["stack select", "config set", "config rm-all"])
+def test_a_failed_config_call_is_one_line_exit_2(project: Project, failing: str) -> None:
+    outcome = migrate_with_fake(project, fail=failing)
+    assert outcome.code == 2
+    assert outcome.output == "error: cannot set up the stack staging: the backend refused (FAKE_PULUMI_FAIL)\n"
+    assert outcome.calls[-1]["argv"][1:3] == failing.split()
+    assert all(c["argv"][1] != "up" for c in outcome.calls) and outcome.leaks == []
+
+
+def test_verify_problem_is_the_exit_code(project: Project) -> None:
+    outcome = migrate_with_fake(project, verify=lambda plan: 1)
+    assert outcome.code == 1
+    assert "Migrated" not in outcome.output
+    assert outcome.output.splitlines()[-1].startswith("error: verify found problems after pulumi up (exit 1)")
+
+
+def test_disagreeing_env_starts_no_cli(project: Project) -> None:
+    project.env_file.write_text("SVC0000_TOKEN=CANARY-only-one\n", encoding="utf-8")
+    outcome = migrate_with_fake(project)
+    assert outcome.code == 1
+    assert outcome.calls == []
+    assert "Nothing was migrated" in outcome.output
+
+
+# --- missing dependencies ------------------------------------------------------------------------------------
+
+HINT = re.compile(rf"error: missing dependency '(\w+)' — {re.escape(SETUP_HINT)}\n")
+
+
+@pytest.mark.parametrize(
+    ("label", "argv"), [("cli", ["-m", "components", "--help"]), ("script", ["scripts/migrate_secrets.py", "--help"])]
+)
+def test_without_dependencies_one_line_and_exit_2(label: str, argv: list[str]) -> None:
+    # -S: no site-packages, as a Python outside the virtualenv; -E: no PYTHONPATH to find them either.
+    done = subprocess.run([sys.executable, "-S", "-E", *argv], cwd=REPO, capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stdout) == (2, "")
+    found = HINT.fullmatch(done.stderr)
+    assert found is not None, done.stderr
+    assert found.group(1) in ("yaml", "dotenv")
+
+
+def test_a_missing_module_of_our_own_keeps_its_traceback() -> None:
+    with pytest.raises(ModuleNotFoundError), dependency_hint():
+        raise ModuleNotFoundError("No module named 'components.nope'", name="components.nope")
+
+
+# --- the README's first five minutes ---------------------------------------------------------------------------
+
+
+def expand(expected: list[str], actual: list[str]) -> bool:
+    """`expected` matches `actual`, a `...` line standing for any run of lines."""
+    if not expected:
+        return not actual
+    if expected[0] == "...":
+        return any(expand(expected[1:], actual[i:]) for i in range(len(actual) + 1))
+    return bool(actual) and expected[0] == actual[0] and expand(expected[1:], actual[1:])
+
+
+def test_first_five_minutes_as_written(tmp_path: Path) -> None:
+    """Every command of the README's "First five minutes" block, run in a fresh copy, prints what it shows."""
+    copy = tmp_path / "clone"
+    keep = ("components", "scripts", "examples")
+    for name in keep:
+        shutil.copytree(REPO / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for path in [*REPO.glob("Pulumi*.yaml"), MANIFEST]:
+        shutil.copy(path, copy)
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## First five minutes") :]
+    block = section[section.index("```console\n") + len("```console\n") : section.index("```\n\n")]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+    commands: list[tuple[str, list[str]]] = []
+    for line in block.splitlines():
+        if line.startswith("$ "):
+            commands.append((line[2:].split("  #")[0].strip(), []))
+        else:
+            commands[-1][1].append(line)
+    assert commands[0][0] == "source .venv/bin/activate"
+    for command, expected in commands[1:]:  # the venv's python is first on PATH instead
+        done = subprocess.run(command, shell=True, cwd=copy, env=env, capture_output=True, text=True, check=False)
+        assert (done.returncode, done.stderr) == (0, ""), command
+        assert expand(expected, done.stdout.splitlines()), f"{command}:\n{done.stdout}"
+    assert (copy / "secrets.manifest.yaml").read_bytes() == MANIFEST.read_bytes()  # derive changed nothing
