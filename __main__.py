@@ -6,10 +6,8 @@ import pulumi
 
 from components import naming
 from components.aws_store import AwsSecretStore, AwsSecretStoreArgs
-from components.layout import layout
 from components.manifest import sha256_of_file
-from components.policies import aws_limit_problems
-from components.settings import ConfigError, load_manifest, load_settings
+from components.settings import ConfigError, load_manifest, load_settings, stack_layout
 from components.values import load_values
 from components.vault_store import VaultSecretStore, VaultSecretStoreArgs
 
@@ -23,12 +21,7 @@ gc.disable()
 try:
     settings = load_settings()
     manifest = load_manifest(settings)
-    plan = layout(manifest, settings.backend, settings.namespace, settings.vault_mount)
-    if settings.backend == "aws":
-        # AWS would refuse these half-way through `pulumi up`; stop before anything is created.
-        problems = aws_limit_problems(plan, settings.aws_service_roles, settings.aws_kms_key_id)
-        if problems:
-            raise ConfigError(f"this stack cannot fit AWS's limits: {problems[0]}")
+    plan = stack_layout(settings, manifest)
     values = load_values(settings, manifest)
 except ConfigError as e:
     raise pulumi.RunError(str(e)) from None

@@ -39,9 +39,8 @@ from components import naming
 from components.derive import problems
 from components.envfile import read_env
 from components.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, InputError
-from components.layout import BACKEND_NAMES, Backend, Layout, layout
+from components.layout import BACKEND_NAMES, Backend, Layout
 from components.manifest import DEFAULT_MANIFEST, Manifest, load
-from components.policies import aws_limit_problems
 from components.settings import (
     ConfigError,
     Settings,
@@ -50,6 +49,7 @@ from components.settings import (
     parse_settings,
     stack_file,
     stack_file_config,
+    stack_layout,
 )
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -192,14 +192,9 @@ def plan_stack(options: Options, manifest: Manifest) -> Plan:
     try:
         settings = parse_settings({**raw, **plain}, ns)
         check_manifest(settings, manifest)
+        plan = stack_layout(settings, manifest)  # AWS limits: refused before anything is written
     except ConfigError as e:
         raise InputError(f"stack {ns}: {e}") from None
-    plan = layout(manifest, settings.backend, settings.namespace, settings.vault_mount)
-    if settings.backend == "aws":
-        # The program stops on these before creating anything; say so before writing anything.
-        limits = aws_limit_problems(plan, settings.aws_service_roles, settings.aws_kms_key_id)
-        if limits:
-            raise InputError(f"stack {ns}: this stack cannot fit AWS's limits: {limits[0]}")
     return Plan(options, settings, plan, plain)
 
 

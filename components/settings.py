@@ -21,7 +21,7 @@ import yaml
 from components import manifest as manifest_mod
 from components import naming
 from components.errors import InputError
-from components.layout import Backend
+from components.layout import Backend, Layout, layout
 from components.manifest import Manifest, path_problem
 
 PROJECT = "secrets-migration"
@@ -280,6 +280,19 @@ def load_manifest(settings: Settings) -> Manifest:
         raise ConfigError(str(e)) from None
     check_manifest(settings, manifest)
     return manifest
+
+
+def stack_layout(settings: Settings, manifest: Manifest) -> Layout:
+    """The stack's layout; a ConfigError when AWS would refuse it half-way through `pulumi up`, so the
+    program (and the migration, before it writes anything) stops before anything is created."""
+    from components.policies import aws_limit_problems
+
+    plan = layout(manifest, settings.backend, settings.namespace, settings.vault_mount)
+    if settings.backend == "aws":
+        problems = aws_limit_problems(plan, settings.aws_service_roles, settings.aws_kms_key_id)
+        if problems:
+            raise ConfigError(f"this stack cannot fit AWS's limits: {problems[0]}")
+    return plan
 
 
 def _as_config_string(value: object) -> str:
