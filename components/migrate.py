@@ -42,6 +42,7 @@ from components.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, InputE
 from components.layout import BACKEND_NAMES, Backend, Layout
 from components.manifest import DEFAULT_MANIFEST, Manifest, load
 from components.settings import (
+    BULK_KEY,
     ConfigError,
     Settings,
     check_manifest,
@@ -294,7 +295,6 @@ def configure(plan: Plan, values: Mapping[str, str]) -> None:
       (written by earlier versions of this script) would make `pulumi up` talk to that server while
       verify talks to VAULT_ADDR. Removing an absent key is not an error for the CLI.
     """
-    from components.values import BULK_KEY  # imports the Pulumi SDK: only on the way to `pulumi up`
 
     pulumi(plan, ["stack", "select", "--create"])
     settings = [arg for name, value in plan.plain_config.items() for arg in ("--plaintext", f"{key(name)}={value}")]

@@ -31,6 +31,10 @@ ROLE_NAME_PATTERN = re.compile(r"[\w+=,.@-]{1,64}")
 KMS_KEY_ARN_PATTERN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+")
 PROD_NAMESPACE = "prod"
 SET_VALUE_HINT = "pulumi config set --secret --path 'values.KEY'"
+VALUES_KEY = "values"
+"""Secret map KEY -> value, one secret leaf per key, set by hand (components.values reads it)."""
+BULK_KEY = "migratedValues"
+"""One secret JSON map KEY -> value, written by the migration in a single CLI call."""
 DEFAULT_TOKEN_TTL = 600
 DEFAULT_TOKEN_MAX_TTL = 1800
 

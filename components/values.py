@@ -22,9 +22,7 @@ import yaml
 from components.envfile import read_env
 from components.errors import InputError
 from components.manifest import Manifest
-from components.settings import PROJECT, SET_VALUE_HINT, ConfigError, Settings, key, stack_file
-
-BULK_KEY = "migratedValues"
+from components.settings import BULK_KEY, PROJECT, SET_VALUE_HINT, ConfigError, Settings, key, stack_file
 
 
 def _configured(name: str) -> tuple[dict[str, Any], bool]:

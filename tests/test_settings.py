@@ -189,8 +189,7 @@ def test_empty_values_map_from_pulumi_yaml_is_not_refused_as_plain() -> None:
 
 
 def test_pulumi_yaml_declares_exactly_the_keys_the_program_reads() -> None:
-    from components.settings import CONFIG_KEYS
-    from components.values import BULK_KEY
+    from components.settings import BULK_KEY, CONFIG_KEYS
 
     project = yaml.safe_load((REPO / "Pulumi.yaml").read_text(encoding="utf-8"))
     assert set(project["config"]) == {*CONFIG_KEYS, "values", BULK_KEY}
