@@ -34,6 +34,10 @@ TAG_KEY_MAX_CHARS = 128
 TAG_VALUE_MAX_CHARS = 256
 SECRET_RESOURCE_POLICY_MAX_CHARS = 20480
 """Not used by this project (access is granted by identity policies), listed for the record."""
+VAULT_POLICY_MAX_BYTES = 1024 * 1024
+"""HashiCorp Vault's default `max_json_string_value_length` (1.16.25+, 1.18.14+, 1.19.9+, 1.20.3+, 1.21):
+a policy's HCL travels as one JSON string. ~14,000 secret paths per service. OpenBao has no such limit
+(its limits are 32 MiB per request and 1,000 JSON strings per body: the HCL is one string)."""
 
 
 # --- Vault ------------------------------------------------------------------------------------------
@@ -181,6 +185,19 @@ def attachments_problem(role: str, policies: int) -> str | None:
             f"{IAM_MAX_ATTACHED_POLICIES_PER_ROLE} managed policies per role by default"
         )
     return None
+
+
+def vault_limit_problems(plan: Layout) -> list[str]:
+    """Vault policies Vault's default JSON limits would refuse, one line each."""
+    problems = []
+    for policy in plan.policies:
+        size = len(vault_policy_hcl(plan, policy).encode("utf-8"))
+        if size > VAULT_POLICY_MAX_BYTES:
+            problems.append(
+                f"{policy.name}: the policy is {size} bytes; Vault's default max_json_string_value_length is "
+                f"{VAULT_POLICY_MAX_BYTES} (raise it on the listener, or split the service)"
+            )
+    return problems
 
 
 # The longest ARN prefix a real account can produce (partition aws-iso-b, a long region), so the size

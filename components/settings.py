@@ -287,15 +287,17 @@ def load_manifest(settings: Settings) -> Manifest:
 
 
 def stack_layout(settings: Settings, manifest: Manifest) -> Layout:
-    """The stack's layout; a ConfigError when AWS would refuse it half-way through `pulumi up`, so the
-    program (and the migration, before it writes anything) stops before anything is created."""
-    from components.policies import aws_limit_problems
+    """The stack's layout; a ConfigError when the backend would refuse it half-way through `pulumi up`, so
+    the program (and the migration, before it writes anything) stops before anything is created."""
+    from components.policies import aws_limit_problems, vault_limit_problems
 
     plan = layout(manifest, settings.backend, settings.namespace, settings.vault_mount)
     if settings.backend == "aws":
         problems = aws_limit_problems(plan, settings.aws_service_roles, settings.aws_kms_key_id)
-        if problems:
-            raise ConfigError(f"this stack cannot fit AWS's limits: {problems[0]}")
+    else:
+        problems = vault_limit_problems(plan)
+    if problems:
+        raise ConfigError(f"this stack cannot fit {plan.store}'s limits: {problems[0]}")
     return plan
 
 

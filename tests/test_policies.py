@@ -231,3 +231,12 @@ def test_secret_arn_pattern_refuses_other_arns(label_arn: str) -> None:
 
 def test_iam_policy_size_ignores_whitespace() -> None:
     assert iam_policy_size('{\n  "a": [1, 2]\n}') == len('{"a":[1,2]}')
+
+
+def test_vault_policy_size_limit_edge() -> None:
+    """A service reading ~14,000 secrets would pass Vault's default 1 MiB JSON string limit."""
+    few = Manifest(("api",), {f"K{i}": Secret(f"K{i}", f"g/k{i:05d}", ("api",)) for i in range(100)})
+    assert policies.vault_limit_problems(layout(few, "vault", "prod")) == []
+    many = Manifest(("api",), {f"K{i}": Secret(f"K{i}", f"g/k{i:05d}", ("api",)) for i in range(20000)})
+    problems = policies.vault_limit_problems(layout(many, "vault", "prod"))
+    assert len(problems) == 1 and problems[0].startswith("prod-api-read: the policy is ")
