@@ -2,18 +2,17 @@
 nothing partial behind; an output that is an input is refused; a symlinked output stays a link.
 
 Write failures are real where the kernel can produce them without root tricks: a missing folder, a
-directory as the output, a read-only folder (as an unprivileged user: root ignores the mode bits), and a
-file-size limit (RLIMIT_FSIZE, EFBIG after a partial write). A full disk (ENOSPC) is simulated by
-replacing the temporary file's write with one that writes half the text and then fails.
+directory as the output, a read-only folder (a root test run first drops the capability that lets root
+ignore mode bits), and a file-size limit (RLIMIT_FSIZE: EFBIG after a partial write). A full disk
+(ENOSPC) is simulated: the temporary file's write is replaced by one that writes half the text and fails.
 """
 
+import ctypes
 import errno
 import os
 import resource
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -136,10 +135,20 @@ def test_file_size_limit_is_a_real_partial_write(workdir):
     assert snapshot(workdir) == before
 
 
+def _without_root_override() -> None:
+    """In the child: drop CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from the capability bounding set, so
+    that a root test run obeys the folder's mode bits like any user (nothing is gained, only lost)."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
 @pytest.fixture
-def read_only_folder() -> Iterator[Path]:
-    """A folder the test's user cannot write to, holding a .env and an old template."""
-    folder = Path(tempfile.mkdtemp(prefix="ro-"))
+def read_only_folder(tmp_path: Path) -> Iterator[Path]:
+    """A folder nobody may write to, holding a .env and an old template."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
     (folder / ".env").write_text(ENV)
     (folder / ".env.template").write_text(OLD)
     folder.chmod(0o555)
@@ -147,22 +156,24 @@ def read_only_folder() -> Iterator[Path]:
         yield folder
     finally:
         folder.chmod(0o755)
-        shutil.rmtree(folder)
 
 
 @pytest.mark.parametrize(
     ("argv", "target"),
-    [(["template", "--env-file", ".env"], ".env.template"), (["derive", "--env-file", ".env"], "secrets.manifest.yaml")],
+    [
+        (["template", "--env-file", ".env"], ".env.template"),
+        (["derive", "--env-file", ".env"], "secrets.manifest.yaml"),
+    ],
     ids=["template", "derive"],
 )
 def test_read_only_folder(read_only_folder, argv, target):
-    """Run as `nobody` when the tests run as root (root writes anywhere regardless of the mode bits)."""
+    """A real permission error from the kernel (as root, with the capability to ignore mode bits dropped)."""
     before = snapshot(read_only_folder)
     result = subprocess.run(
         [sys.executable, "-m", "components", *argv],
         cwd=read_only_folder,
         env={**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"},
-        user=65534 if os.geteuid() == 0 else None,
+        preexec_fn=_without_root_override if os.geteuid() == 0 else None,
         capture_output=True,
         text=True,
         check=False,
@@ -175,9 +186,11 @@ def test_read_only_folder(read_only_folder, argv, target):
 # --- an output that is an input ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("how", ["same name", "./ prefix", "symlink", "hard link"])
+@pytest.mark.parametrize("how", ["same name", "absolute path", "symlink", "hard link"])
 def test_template_never_overwrites_its_env_file(workdir, capsys, how):
-    out = {"same name": ".env", "./ prefix": "./.env", "symlink": "link.env", "hard link": "hard.env"}[how]
+    out = {"same name": ".env", "absolute path": str(workdir / ".env"), "symlink": "link.env", "hard link": "hard.env"}[
+        how
+    ]
     if how == "symlink":
         (workdir / "link.env").symlink_to(".env")
     if how == "hard link":
