@@ -4,6 +4,7 @@ import pytest
 import yaml
 
 from components import manifest as m
+from components import strict_yaml
 from components.errors import InputError
 
 RUNBOOK_SECRETS = [
@@ -122,7 +123,12 @@ BAD_MANIFESTS = [
         5,
         "duplicate key path (first on line 4)",
     ),
-    ("duplicate in flow style", "version: 1\noverrides: {A: secret, A: config}\n", 2, "duplicate key A (first on line 2)"),
+    (
+        "duplicate in flow style",
+        "version: 1\noverrides: {A: secret, A: config}\n",
+        2,
+        "duplicate key A (first on line 2)",
+    ),
 ]
 
 
@@ -164,9 +170,9 @@ def test_yaml_merge_keys_are_not_duplicates(tmp_path):
 def test_the_loader_keeps_libyaml_when_pyyaml_has_it():
     """bench/manifest_load.py measures what the duplicate check costs on top of libyaml."""
     if yaml.__with_libyaml__:
-        assert issubclass(m.ManifestLoader, yaml.CSafeLoader)
+        assert issubclass(strict_yaml.StrictLoader, yaml.CSafeLoader)
     else:
-        assert issubclass(m.ManifestLoader, yaml.SafeLoader)
+        assert issubclass(strict_yaml.StrictLoader, yaml.SafeLoader)
 
 
 def test_plain_data_without_lines_still_names_the_source():
