@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from components.cli import build_parser, main
+from components.cli import build_parser, is_credential_flag, main
 from tests.conftest import REPO
 
 CANARY = "hvs.CANARY-7f3a9e-token"
@@ -47,7 +47,9 @@ TOKEN_FLAGS = [
 
 
 @pytest.mark.parametrize("command", COMMANDS)
-@pytest.mark.parametrize("flag", TOKEN_FLAGS, ids=[f[0].split("=")[0] + ("=" if "=" in f[0] else "") for f in TOKEN_FLAGS])
+@pytest.mark.parametrize(
+    "flag", TOKEN_FLAGS, ids=[f[0].split("=")[0] + ("=" if "=" in f[0] else "") for f in TOKEN_FLAGS]
+)
 def test_token_flags_are_refused_without_echoing_the_token(capsys, command, flag):
     line = usage_error(capsys, [*COMMANDS[command], *flag])
     name = flag[0].split("=")[0]
@@ -61,26 +63,49 @@ def test_a_token_flag_is_refused_even_before_the_command_is_known(capsys):
 
 
 VALUE_ERRORS = [
-    ("unknown flag with a value", ["verify", "--backend", "vault", "--namespace", "s", "--frobnicate", CANARY],
-     "unrecognized arguments: --frobnicate; 1 unexpected argument (values are not shown)"),
-    ("unknown flag with =value", ["derive", "--env-file", ".env", f"--frobnicate={CANARY}"],
-     "unrecognized arguments: --frobnicate (values are not shown)"),
-    ("positional junk", ["gate", "preview.json", CANARY],
-     "1 unexpected argument (values are not shown)"),
-    ("two positional junks", ["check", "--env-file", ".env", CANARY, CANARY + "2"],
-     "2 unexpected arguments (values are not shown)"),
-    ("invalid choice", ["verify", "--backend", CANARY, "--namespace", "s"],
-     "argument --backend: invalid choice (choose from 'vault', 'aws')"),
-    ("invalid number", ["verify", "--backend", "vault", "--namespace", "s", "--concurrency", CANARY],
-     "argument --concurrency: invalid int value"),
-    ("value for a switch", ["derive", "--env-file", ".env", f"--prune={CANARY}"],
-     "argument --prune: ignored explicit argument"),
-    ("unknown command", [CANARY],
-     "argument COMMAND: invalid choice (choose from 'derive', 'check', 'template', 'verify', 'gate')"),
+    (
+        "unknown flag with a value",
+        ["verify", "--backend", "vault", "--namespace", "s", "--frobnicate", CANARY],
+        "unrecognized arguments: --frobnicate; 1 unexpected argument (values are not shown)",
+    ),
+    (
+        "unknown flag with =value",
+        ["derive", "--env-file", ".env", f"--frobnicate={CANARY}"],
+        "unrecognized arguments: --frobnicate (values are not shown)",
+    ),
+    ("positional junk", ["gate", "preview.json", CANARY], "1 unexpected argument (values are not shown)"),
+    (
+        "two positional junks",
+        ["check", "--env-file", ".env", CANARY, CANARY + "2"],
+        "2 unexpected arguments (values are not shown)",
+    ),
+    (
+        "invalid choice",
+        ["verify", "--backend", CANARY, "--namespace", "s"],
+        "argument --backend: invalid choice (choose from 'vault', 'aws')",
+    ),
+    (
+        "invalid number",
+        ["verify", "--backend", "vault", "--namespace", "s", "--concurrency", CANARY],
+        "argument --concurrency: invalid int value",
+    ),
+    (
+        "value for a switch",
+        ["derive", "--env-file", ".env", f"--prune={CANARY}"],
+        "argument --prune: ignored explicit argument",
+    ),
+    (
+        "unknown command",
+        [CANARY],
+        "argument COMMAND: invalid choice (choose from 'derive', 'check', 'template', 'verify', 'gate')",
+    ),
     # Abbreviations are off: `--vault=X` is not "ambiguous: --vault=X could match ...", and a future
     # `--token-file` could never swallow `--tok X`.
-    ("prefix of two flags", ["verify", "--backend", "vault", "--namespace", "s", f"--vault={CANARY}"],
-     "unrecognized arguments: --vault (values are not shown)"),
+    (
+        "prefix of two flags",
+        ["verify", "--backend", "vault", "--namespace", "s", f"--vault={CANARY}"],
+        "unrecognized arguments: --vault (values are not shown)",
+    ),
 ]
 
 
@@ -95,6 +120,14 @@ def test_every_subcommand_uses_the_same_parser_class():
     assert set(subparsers.choices) == set(COMMANDS)
     for sub in subparsers.choices.values():
         assert type(sub) is type(parser) and sub.allow_abbrev is False
+
+
+def test_no_real_flag_is_taken_for_a_credential_flag():
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command")
+    flags = {flag for sub in subparsers.choices.values() for a in sub._actions for flag in a.option_strings}
+    assert {"--secret", "--env-file", "--vault-addr", "--allow-delete"} <= flags
+    assert [flag for flag in flags if is_credential_flag(flag)] == []
 
 
 def test_required_arguments_are_still_named(capsys):
