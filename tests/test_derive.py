@@ -230,7 +230,7 @@ def test_check_lists_every_problem(workdir, capsys):
     code, out, _ = run(capsys, "check", "--env-file", ".env")
     assert code == 1
     assert out.splitlines() == [
-        "5 problem(s) between .env and secrets.manifest.yaml:",
+        "5 problems between .env and secrets.manifest.yaml:",
         "  .env: ALPACA_API_KEY_ID: manifest secret (alpaca/api_key_id) is missing from the .env",
         "  .env:8: DATABASE_PASSWORD: manifest secret (database/password) is empty",
         "  .env:9: REDIS_URL: config value looks like a credential (make it a secret: derive --secret REDIS_URL)",
@@ -314,8 +314,7 @@ def test_canary_values_never_reach_output_or_files(tmp_path, capsys, monkeypatch
     transcript += [out, err]
 
     written = {name: data.decode() for name, data in files(tmp_path).items() if name != ".env"}
-    assert set(written) == {"secrets.manifest.yaml", ".env.template", ".secrets.manifest.yaml.lock"}
-    assert written[".secrets.manifest.yaml.lock"] == ""  # derive's lock file holds nothing
+    assert set(written) == {"secrets.manifest.yaml", ".env.template"}
     for canary in canaries.values():
         for fragment in {canary, canary.split("\n")[1] if "\n" in canary else canary}:
             assert not any(fragment in text for text in transcript)
@@ -339,8 +338,8 @@ def test_cli_help_is_fast_and_pulumi_free():
 
 NO_SERVICES_WARNING = (
     "warning: secrets.manifest.yaml lists no services, so no service can read its 4 secrets "
-    "(no read policy is created). Add each service that reads them: "
-    "derive --env-file .env --service NAME (repeat --service), or list them under `services:`"
+    "(no service read policy is created). Add each service that reads them: "
+    "python -m components derive --env-file .env --service NAME (repeat --service), or list them under `services:`"
 )
 
 
@@ -353,7 +352,7 @@ def test_derive_without_services_warns_and_says_how_to_add_them(workdir, capsys)
     # check passes (an empty list is valid) but says the same thing
     code, out, err = run(capsys, "check", "--env-file", ".env")
     assert (code, out) == (0, "ok: .env and secrets.manifest.yaml agree\n")
-    assert err.splitlines() == [NO_SERVICES_WARNING.replace("derive --env-file .env", "python -m components derive")]
+    assert err.splitlines() == [NO_SERVICES_WARNING]
     # adding a service ends the warning and is reported
     code, out, err = run(capsys, "derive", "--env-file", ".env", "--service", "signal-service", "--service", "risk")
     assert (code, err) == (0, "")
@@ -372,13 +371,15 @@ def test_no_warning_without_secrets(workdir, capsys):
 
 def test_counts_are_singular_for_one(workdir, capsys):
     Path(".env").write_text("LOG_LEVEL=INFO\nDB_PASSWORD=x\n")
-    code, out, _ = run(capsys, "derive", "--env-file", ".env", "--service", "a")
-    assert out.startswith("wrote secrets.manifest.yaml: 1 secret, 1 config key\n")
-    code, out, _ = run(capsys, "template", "--env-file", ".env")
-    assert out == "wrote .env.template: 1 secret commented out, 1 config key kept\n"
+    assert run(capsys, "derive", "--env-file", ".env", "--service", "a")[1].startswith(
+        "wrote secrets.manifest.yaml: 1 secret, 1 config key\n"
+    )
+    assert run(capsys, "template", "--env-file", ".env")[1] == (
+        "wrote .env.template: 1 secret commented out, 1 config key kept\n"
+    )
     Path(".env").write_text("LOG_LEVEL=INFO\nDB_PASSWORD=x\nNEW=1\n")
     code, out, _ = run(capsys, "check", "--env-file", ".env")
-    assert out.splitlines()[0] == "1 problem between .env and secrets.manifest.yaml:"
+    assert (code, out.splitlines()[0]) == (1, "1 problem between .env and secrets.manifest.yaml:")
 
 
 # --- concurrent derives (issue 9.11) ----------------------------------------------------------------
