@@ -19,7 +19,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from components import manifest, strict_yaml  # noqa: E402
+from components import manifest, strict_yaml
 
 
 def generated(secrets: int) -> manifest.Manifest:
