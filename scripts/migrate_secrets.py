@@ -43,6 +43,7 @@ from components.derive import problems  # noqa: E402
 from components.envfile import EnvEntry, read_env  # noqa: E402
 from components.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, InputError  # noqa: E402
 from components.manifest import DEFAULT_MANIFEST, Manifest, load  # noqa: E402
+from components.text import plural  # noqa: E402
 
 PROJECT = "secrets-migration"
 BACKEND_NAMES = {"vault": "Vault", "aws": "AWS Secrets Manager"}
@@ -168,10 +169,6 @@ def make_plan(backend: str, namespace: str, manifest: Manifest, stack_config: Ma
     )
 
 
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
 def plan_lines(plan: Plan) -> list[str]:
     """What the stack declares: secrets (location, env key, readers) and read policies. No values."""
     ns, manifest, vault = plan.namespace, plan.manifest, plan.backend == "vault"
@@ -204,8 +201,8 @@ def plan_lines(plan: Plan) -> list[str]:
 
     width = max(len(left) for left, _ in [*rows, *policies])
     lines.extend(f"  {left.ljust(width)}  {right}" for left, right in rows)
-    kind = "Vault policies" if vault else "IAM policies"
-    lines.append(f"Would create {len(policies)} {kind}:")
+    kind = "Vault policy" if vault else "IAM policy"
+    lines.append(f"Would create {plural(len(policies), kind)}:")
     lines.extend(f"  {left.ljust(width)}  {right}" for left, right in policies)
     return lines
 
