@@ -46,6 +46,7 @@ def derive(
     force_secret: list[str] | None = None,
     force_config: list[str] | None = None,
     prune: bool = False,
+    source: str = "manifest",
 ) -> Derived:
     """Merge a .env into a manifest. Everything already decided in `existing` wins over the heuristics:
     paths, readers, services and recorded --secret/--config decisions. New flags win over old decisions.
@@ -107,7 +108,7 @@ def derive(
     result.added_services = [s for s in all_services if s not in old.services]
     conflicts = shared_paths(result.manifest)
     if conflicts:
-        raise InputError(f"{conflicts[0]}; give one of them another path in the manifest")
+        raise InputError(f"{source}: {conflicts[0]}; give one of them another path in the manifest")
     return result
 
 
@@ -230,6 +231,7 @@ def run_derive(args: argparse.Namespace) -> int:
             force_secret=args.secret,
             force_config=args.config,
             prune=args.prune,
+            source=str(args.manifest),
         )
         text = dump(result.manifest)
         unchanged = args.manifest.exists() and args.manifest.read_text(encoding="utf-8") == text

@@ -155,7 +155,10 @@ def test_new_key_on_a_taken_path_is_refused(workdir, capsys):
     before[".env"] = Path(".env").read_bytes()
     code, _, err = run(capsys, "derive", "--env-file", ".env")
     assert code == 2
-    assert "DATABASE_PASSWORD and GITHUB_TOKEN share the path github/token" in err
+    assert err == (
+        "error: secrets.manifest.yaml: secrets DATABASE_PASSWORD and GITHUB_TOKEN share the path github/token; "
+        "give one of them another path in the manifest\n"
+    )
     assert files(workdir) == before
 
 
