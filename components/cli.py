@@ -70,9 +70,10 @@ class Parser(argparse.ArgumentParser):
 
     def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:  # type: ignore[override]
         argv = list(sys.argv[1:] if args is None else args)
+        known = self._flags()
         for arg in argv[: argv.index("--")] if "--" in argv else argv:
-            if is_credential_flag(arg):
-                name = arg.split("=", 1)[0]
+            name = arg.split("=", 1)[0]
+            if name not in known and is_credential_flag(name):
                 self.error(
                     f"unrecognized arguments: {name if _FLAG_NAME.fullmatch(name) else 'a credential flag'} "
                     "(credentials are never taken as an argument, where the process list and shell history "
@@ -82,6 +83,18 @@ class Parser(argparse.ArgumentParser):
         if extras:
             self.error(_unrecognized(extras))
         return parsed
+
+    def _flags(self) -> set[str]:
+        """Every option string of this parser and its subcommands: a real flag (`--vault-token-file`) is
+        never taken for a credential flag."""
+        found: set[str] = set()
+        for action in self._actions:
+            found.update(action.option_strings)
+            subcommands = action.choices if isinstance(action.choices, dict) else {}
+            for sub in subcommands.values():
+                if isinstance(sub, Parser):
+                    found |= sub._flags()
+        return found
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)

@@ -130,6 +130,19 @@ def test_no_real_flag_is_taken_for_a_credential_flag():
     assert [flag for flag in flags if is_credential_flag(flag)] == []
 
 
+def test_a_real_flag_that_names_a_token_is_not_refused(capsys):
+    """Parser is reusable: a command with `--vault-token-file` keeps it (only unknown credential flags go)."""
+    from components.cli import Parser
+
+    parser = Parser(prog="p")
+    parser.add_argument("--vault-token-file")
+    assert parser.parse_args(["--vault-token-file", "/run/token"]).vault_token_file == "/run/token"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--vault-token", CANARY])
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --vault-token " in err and CANARY not in err
+
+
 def test_required_arguments_are_still_named(capsys):
     assert usage_error(capsys, ["derive"]) == "the following arguments are required: --env-file"
 
