@@ -6,15 +6,100 @@ the CLI is visible here.
 """
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, NoReturn
 
 from components.errors import EXIT_BAD_INPUT, InputError
 from components.manifest import DEFAULT_MANIFEST
 from components.naming import DEFAULT_MOUNT
+from components.text import plural
 
 Handler = Callable[[argparse.Namespace], int]
+
+
+# --- argument errors that never echo a value -----------------------------------------------------------
+
+# Words of a flag meant to carry a credential (`--vault-token`, `--token`, `--db-password`, ...), and the
+# abbreviations of `token` (`--tok`, `--vault-toke`). Such a flag is refused by name before argparse sees it.
+_CREDENTIAL_WORDS = ("token", "passw", "secret-id", "secret-key", "api-key")
+_TOKEN_ABBREVIATIONS = ("tok", "toke")
+
+
+def is_credential_flag(arg: str) -> bool:
+    """True for `--vault-token`, `--token=...`, `--tok`, `--aws-session-token`, `--db-password`, ..."""
+    if not arg.startswith("-"):
+        return False
+    name = arg.split("=", 1)[0].lstrip("-").lower()
+    return any(word in name for word in _CREDENTIAL_WORDS) or name.rsplit("-", 1)[-1] in _TOKEN_ABBREVIATIONS
+
+
+_FLAG_NAME = re.compile(r"--[a-z][a-z0-9]*(?:-[a-z0-9]+)*|-[A-Za-z]")
+# argparse messages that quote what the user typed: keep the words, drop the value.
+_QUOTED_VALUE = re.compile(
+    r"(?P<what>invalid choice|invalid [\w.]+ value|ignored explicit argument):? "
+    r".*?(?P<choices> \(choose from [^()]*\))?$",
+    re.DOTALL,
+)
+VALUES_NOT_SHOWN = "(values are not shown)"
+
+
+def _unrecognized(extras: Sequence[str]) -> str:
+    """`unrecognized arguments: --foo; 2 unexpected arguments (values are not shown)`: flag names only."""
+    names = [arg.split("=", 1)[0] for arg in extras]
+    flags = list(dict.fromkeys(n for n in names if _FLAG_NAME.fullmatch(n)))
+    others = len(names) - sum(1 for n in names if _FLAG_NAME.fullmatch(n))
+    parts = [f"unrecognized arguments: {' '.join(flags)}"] if flags else []
+    if others:
+        parts.append(plural(others, "unexpected argument"))
+    return f"{'; '.join(parts)} {VALUES_NOT_SHOWN}"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose errors name flags, never values: a mistyped or unknown argument may be a token.
+
+    Abbreviations are off, so `--tok X` can never become a real flag added later (`--token-file`), and
+    every error is written from flag names and this parser's own choices.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        argv = list(sys.argv[1:] if args is None else args)
+        known = self._flags()
+        for arg in argv[: argv.index("--")] if "--" in argv else argv:
+            name = arg.split("=", 1)[0]
+            if name not in known and is_credential_flag(name):
+                self.error(
+                    f"unrecognized arguments: {name if _FLAG_NAME.fullmatch(name) else 'a credential flag'} "
+                    "(credentials are never taken as an argument, where the process list and shell history "
+                    f"would show them: set it in the environment, e.g. VAULT_TOKEN) {VALUES_NOT_SHOWN}"
+                )
+        parsed, extras = self.parse_known_args(argv, namespace)
+        if extras:
+            self.error(_unrecognized(extras))
+        return parsed
+
+    def _flags(self) -> set[str]:
+        """Every option string of this parser and its subcommands: a real flag (`--vault-token-file`) is
+        never taken for a credential flag."""
+        found: set[str] = set()
+        for action in self._actions:
+            found.update(action.option_strings)
+            subcommands = action.choices if isinstance(action.choices, dict) else {}
+            for sub in subcommands.values():
+                if isinstance(sub, Parser):
+                    found |= sub._flags()
+        return found
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        clean = _QUOTED_VALUE.sub(lambda m: m["what"] + (m["choices"] or ""), message)
+        self.exit(2, f"{self.prog}: error: {clean}\n")
 
 
 # --- the commands: one function each, importing its module when it runs ------------------------------
@@ -55,7 +140,7 @@ def _manifest_arg(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m components",
         description="Move .env credentials into Vault KV v2 or AWS Secrets Manager. "
         "Exit codes: 0 ok, 1 check failed, 2 bad input or cannot check. Output never contains a value.",

@@ -11,8 +11,9 @@ from pathlib import Path
 from components import naming
 from components.envfile import EnvEntry, read_env
 from components.errors import EXIT_CHECK_FAILED, EXIT_OK, InputError
-from components.files import write_atomic
+from components.files import locked, refuse_input_as_output, write_atomic
 from components.manifest import (
+    DEFAULT_MANIFEST,
     Decision,
     Manifest,
     Secret,
@@ -23,6 +24,7 @@ from components.manifest import (
     looks_like_credential,
     shared_paths,
 )
+from components.text import plural
 
 
 @dataclass
@@ -33,6 +35,7 @@ class Derived:
     """Keys in the old manifest but no longer in the .env (dropped only with prune)."""
     changed: list[str] = field(default_factory=list)
     """`KEY (config -> secret)` for keys whose decision changed."""
+    added_services: list[str] = field(default_factory=list)
 
 
 def derive(
@@ -43,6 +46,7 @@ def derive(
     force_secret: list[str] | None = None,
     force_config: list[str] | None = None,
     prune: bool = False,
+    source: str = "manifest",
 ) -> Derived:
     """Merge a .env into a manifest. Everything already decided in `existing` wins over the heuristics:
     paths, readers, services and recorded --secret/--config decisions. New flags win over old decisions.
@@ -101,9 +105,10 @@ def derive(
     overrides = {k: v for k, v in overrides.items() if k in live_keys}
 
     result.manifest = Manifest(all_services, secrets, tuple(sorted(config)), overrides)
+    result.added_services = [s for s in all_services if s not in old.services]
     conflicts = shared_paths(result.manifest)
     if conflicts:
-        raise InputError(f"{conflicts[0]}; give one of them another path in the manifest")
+        raise InputError(f"{source}: {conflicts[0]}; give one of them another path in the manifest")
     return result
 
 
@@ -201,43 +206,67 @@ def _load_if_present(path: Path) -> Manifest | None:
     return load(path) if path.exists() else None
 
 
+def no_services_warning(args: argparse.Namespace, manifest: Manifest) -> str | None:
+    """A manifest with secrets but no services passes `check`, yet no service can read anything: say so,
+    and how to add them. A warning, not an error: an empty list is valid while services are being chosen."""
+    if manifest.services or not manifest.secrets:
+        return None
+    manifest_flag = "" if args.manifest == DEFAULT_MANIFEST else f" --manifest {args.manifest}"
+    return (
+        f"{args.manifest} lists no services, so no service can read its {plural(len(manifest.secrets), 'secret')} "
+        "(no service read policy is created). Add each service that reads them: "
+        f"python -m components derive --env-file {args.env_file}{manifest_flag} --service NAME "
+        "(repeat --service), or list them under `services:`"
+    )
+
+
 def run_derive(args: argparse.Namespace) -> int:
     env = read_env(args.env_file)
-    result = derive(
-        env,
-        _load_if_present(args.manifest),
-        services=args.service,
-        force_secret=args.secret,
-        force_config=args.config,
-        prune=args.prune,
-    )
-    text = dump(result.manifest)
-    unchanged = args.manifest.exists() and args.manifest.read_text(encoding="utf-8") == text
-    if not unchanged:
-        write_atomic(args.manifest, text)
+    refuse_input_as_output(args.manifest, "manifest", {".env file": args.env_file})
+    with locked(args.manifest):  # read, merge and write as one step: a concurrent derive waits its turn
+        result = derive(
+            env,
+            _load_if_present(args.manifest),
+            services=args.service,
+            force_secret=args.secret,
+            force_config=args.config,
+            prune=args.prune,
+            source=str(args.manifest),
+        )
+        text = dump(result.manifest)
+        unchanged = args.manifest.exists() and args.manifest.read_text(encoding="utf-8") == text
+        if not unchanged:
+            write_atomic(args.manifest, text)
 
     m = result.manifest
     state = "unchanged" if unchanged else "wrote"
-    print(f"{state} {args.manifest}: {len(m.secrets)} secrets, {len(m.config)} config keys")
+    print(f"{state} {args.manifest}: {plural(len(m.secrets), 'secret')}, {plural(len(m.config), 'config key')}")
     if result.added:
         print(f"  added:   {', '.join(result.added)}")
+    if result.added_services:
+        print(f"  added services: {', '.join(result.added_services)}")
     if result.changed:
         print(f"  changed: {', '.join(result.changed)}")
     if result.removed:
         fate = "dropped (--prune)" if args.prune else "kept; not in the .env any more (drop with --prune)"
         print(f"  removed: {', '.join(result.removed)} ({fate})")
-    for line in credential_like_config(args.env_file, env, m):
+    warnings = [no_services_warning(args, m), *credential_like_config(args.env_file, env, m)]
+    for line in filter(None, warnings):
         print(f"warning: {line}", file=sys.stderr)
     return EXIT_OK
 
 
 def run_check(args: argparse.Namespace) -> int:
     env = read_env(args.env_file)
-    found = problems(args.env_file, env, load(args.manifest, allow_shared_paths=True))
+    manifest = load(args.manifest, allow_shared_paths=True)
+    found = problems(args.env_file, env, manifest)
+    warning = no_services_warning(args, manifest)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     if not found:
         print(f"ok: {args.env_file} and {args.manifest} agree")
         return EXIT_OK
-    print(f"{len(found)} problem(s) between {args.env_file} and {args.manifest}:")
+    print(f"{plural(len(found), 'problem')} between {args.env_file} and {args.manifest}:")
     for line in found:
         print(f"  {line}")
     return EXIT_CHECK_FAILED
@@ -245,7 +274,10 @@ def run_check(args: argparse.Namespace) -> int:
 
 def run_template(args: argparse.Namespace) -> int:
     env = read_env(args.env_file)
+    inputs = {".env file": args.env_file, "manifest": args.manifest}
+    refuse_input_as_output(args.out, "output", inputs)
     text, secrets = template(env, _load_if_present(args.manifest))
     write_atomic(args.out, text)
-    print(f"wrote {args.out}: {secrets} secrets commented out, {len(env) - secrets} config keys kept")
+    kept = len(env) - secrets
+    print(f"wrote {args.out}: {plural(secrets, 'secret')} commented out, {plural(kept, 'config key')} kept")
     return EXIT_OK

@@ -13,9 +13,10 @@ from typing import Any, Literal
 
 import yaml
 
-from components import naming
-from components.envfile import KEY_PATTERN
+from components import naming, strict_yaml
+from components.envfile import CREDENTIAL_VALUE, KEY_PATTERN
 from components.errors import InputError
+from components.strict_yaml import item_line, key_line
 
 SCHEMA_VERSION = 1
 DEFAULT_MANIFEST = Path("secrets.manifest.yaml")
@@ -27,18 +28,9 @@ PATH_SEGMENT = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 SECRET_LAST_WORDS = frozenset(
     {"PASSWORD", "PASSWD", "PASS", "PWD", "SECRET", "TOKEN", "CREDENTIAL", "CREDENTIALS", "APIKEY", "KEY"}
 )
-# ... or it ends in _KEY_ID, or its value looks like one of these well-known credential shapes.
-CREDENTIAL_VALUE = re.compile(
-    r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"  # AWS access key id
-    r"|\bsk_live_[0-9A-Za-z]"  # Stripe live key
-    r"|\bgh[pousr]_[0-9A-Za-z]{20,}"  # GitHub tokens
-    r"|\bxox[abpr]-[0-9A-Za-z-]+"  # Slack tokens
-    r"|-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----"  # PEM private key
-)
+# ... or it ends in _KEY_ID, or its value has a well-known credential shape (envfile.CREDENTIAL_VALUE).
 
 Decision = Literal["secret", "config"]
-# libyaml's safe loader when PyYAML was built with it: ~10x faster on manifests with thousands of secrets.
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MANIFEST_HEADER = (
     "# secrets.manifest.yaml: which .env keys are secrets, where each lives, which services read it.\n"
     "# Written by `python -m components derive`; hand edits (path, readers, services) survive re-deriving.\n"
@@ -123,7 +115,7 @@ def path_problem(path: str) -> str | None:
 
 
 def load(path: Path | str = DEFAULT_MANIFEST, *, allow_shared_paths: bool = False) -> Manifest:
-    """Read and validate a manifest; InputError names the file and the key for any problem.
+    """Read and validate a manifest; every problem is an InputError naming `file:line` (and the key).
 
     `allow_shared_paths` lets `check` report two keys on one path as a finding instead of failing to load.
     """
@@ -135,82 +127,135 @@ def load(path: Path | str = DEFAULT_MANIFEST, *, allow_shared_paths: bool = Fals
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: cannot read manifest ({e.__class__.__name__})") from None
     try:
-        data = yaml.load(text, Loader=_Loader)
+        data = strict_yaml.load(text)
+    except strict_yaml.DuplicateKeyError as e:
+        # A key that is not an env key name (or a field name) may be a pasted value: not echoed.
+        name = f" {e.key}" if isinstance(e.key, str) and KEY_PATTERN.fullmatch(e.key) else ""
+        raise InputError(f"{path}:{e.line}: duplicate key{name} (first on line {e.first})") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise InputError(f"{where}: not valid YAML") from None
-    manifest = from_data(data, str(path))
+    manifest = from_data(data, str(path), line=1)
     if not allow_shared_paths:
-        for problem in shared_paths(manifest):
-            raise InputError(f"{path}: {problem}")
+        secrets = data.get("secrets")
+        for shared_path, keys in path_owners(manifest):
+            lines = [key_line(secrets, key, None) for key in keys]
+            known = sorted(line for line in lines if line is not None)
+            where = f"{path}:{known[-1]}" if known else str(path)
+            on_lines = f" (lines {' and '.join(map(str, known))})" if known else ""
+            raise InputError(f"{where}: {_shared_path_message(shared_path, keys)}{on_lines}")
     return manifest
 
 
-def shared_paths(manifest: Manifest) -> list[str]:
-    """One line per path that two or more keys claim (each would overwrite the other's value)."""
+def path_owners(manifest: Manifest) -> list[tuple[str, list[str]]]:
+    """(path, keys) for every path that two or more keys claim (each would overwrite the other's value)."""
     owners: dict[str, list[str]] = {}
     for key, secret in sorted(manifest.secrets.items()):
         owners.setdefault(secret.path, []).append(key)
-    return [f"secrets {' and '.join(keys)} share the path {p}" for p, keys in owners.items() if len(keys) > 1]
+    return [(p, keys) for p, keys in owners.items() if len(keys) > 1]
 
 
-def from_data(data: Any, source: str = "manifest") -> Manifest:
-    """Structural validation of parsed YAML; shared paths are left to `shared_paths`."""
+def _shared_path_message(path: str, keys: list[str]) -> str:
+    return f"secrets {' and '.join(keys)} share the path {path}"
 
-    def fail(msg: str) -> InputError:
-        return InputError(f"{source}: {msg}")
 
+def shared_paths(manifest: Manifest) -> list[str]:
+    """One line per path that two or more keys claim."""
+    return [_shared_path_message(p, keys) for p, keys in path_owners(manifest)]
+
+
+TOP_LEVEL_KEYS = ("version", "services", "secrets", "config", "overrides")
+
+
+def from_data(data: Any, source: str = "manifest", *, line: int | None = None) -> Manifest:
+    """Structural validation of parsed YAML; shared paths are left to `path_owners`.
+
+    Data from `strict_yaml` knows its lines, so every error names `source:line`; `line` is where the
+    document starts (for a file that is not a mapping at all). Plain data gives errors naming `source`.
+    """
+
+    def fail(msg: str, where: int | None) -> InputError:
+        return InputError(f"{source}:{where}: {msg}" if where else f"{source}: {msg}")
+
+    def twice(name: str, first: int | None) -> str:
+        return f"{name} twice (first on line {first})" if first else f"{name} twice"
+
+    doc = getattr(data, "line", None) or line
     if not isinstance(data, dict):
-        raise fail("expected a mapping with version, services, secrets, config")
-    unknown = set(data) - {"version", "services", "secrets", "config", "overrides"}
+        raise fail("expected a mapping with version, services, secrets, config", doc)
+
+    def at(key: str) -> int | None:
+        return key_line(data, key, doc)
+
+    unknown = [k for k in data if k not in TOP_LEVEL_KEYS]
     if unknown:
-        raise fail(f"unknown top-level keys: {', '.join(sorted(map(str, unknown)))}")
-    if data.get("version") != SCHEMA_VERSION:
-        raise fail(f"version must be {SCHEMA_VERSION}")
+        first = min(unknown, key=lambda k: key_line(data, k, 0) or 0)
+        raise fail(f"unknown top-level keys: {', '.join(sorted(map(str, unknown)))}", key_line(data, first, doc))
+    version = data.get("version")
+    if type(version) is not int or version != SCHEMA_VERSION:
+        raise fail(f"version must be {SCHEMA_VERSION}", at("version"))
 
     services = data.get("services") or []
-    if not isinstance(services, list) or not all(isinstance(s, str) for s in services):
-        raise fail("services must be a list of names")
-    for s in services:
-        problem = naming.name_problem("service", s)
+    if not isinstance(services, list):
+        raise fail("services must be a list of names", at("services"))
+    service_lines: dict[str, int | None] = {}
+    for index, service in enumerate(services):
+        where = item_line(services, index, at("services"))
+        if not isinstance(service, str):
+            raise fail("services must be a list of names", where)
+        problem = naming.name_problem("service", service)
         if problem:
-            raise fail(problem)
-    if len(set(services)) != len(services):
-        raise fail("services lists a name twice")
+            raise fail(problem, where)
+        if service in service_lines:
+            raise fail(f"services lists {twice(service, service_lines[service])}", where)
+        service_lines[service] = where
 
     raw_secrets = data.get("secrets") or {}
     if not isinstance(raw_secrets, dict):
-        raise fail("secrets must be a mapping KEY -> {path, readers}")
+        raise fail("secrets must be a mapping KEY -> {path, readers}", at("secrets"))
     secrets: dict[str, Secret] = {}
-    for key, entry in raw_secrets.items():
+    for key, raw_entry in raw_secrets.items():
+        where = key_line(raw_secrets, key, at("secrets"))
         if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
-            raise fail("a secrets key is not a valid env key name")
-        entry = entry or {}
+            raise fail("a secrets key is not a valid env key name", where)
+        entry = raw_entry or {}
         if not isinstance(entry, dict) or set(entry) - {"path", "readers"}:
-            raise fail(f"secrets.{key}: expected only path and readers")
-        secret_path = entry.get("path", default_path(key))
+            raise fail(f"secrets.{key}: expected only path and readers", where)
+        if "path" in entry:
+            secret_path = entry["path"]
+        elif words(key):
+            secret_path = default_path(key)
+        else:
+            raise fail(f"secrets.{key}: cannot derive a path from this key name; set its path", where)
         problem = path_problem(secret_path)
         if problem:
-            raise fail(f"secrets.{key}: {problem}")
+            raise fail(f"secrets.{key}: {problem}", key_line(entry, "path", where))
         readers = entry.get("readers", list(services))
+        readers_where = key_line(entry, "readers", where)
         if not isinstance(readers, list) or not all(isinstance(r, str) for r in readers):
-            raise fail(f"secrets.{key}: readers must be a list of service names")
+            raise fail(f"secrets.{key}: readers must be a list of service names", readers_where)
         strangers = sorted(set(readers) - set(services))
         if strangers:
-            raise fail(f"secrets.{key}: readers not in services: {', '.join(strangers)}")
+            raise fail(f"secrets.{key}: readers not in services: {', '.join(strangers)}", readers_where)
         secrets[key] = Secret(key, secret_path, tuple(dict.fromkeys(readers)))
 
     config = data.get("config") or []
-    if not isinstance(config, list) or not all(isinstance(k, str) and KEY_PATTERN.fullmatch(k) for k in config):
-        raise fail("config must be a list of env key names")
-    both = sorted(set(config) & set(secrets))
-    if both:
-        raise fail(f"keys in both secrets and config: {', '.join(both)}")
+    if not isinstance(config, list):
+        raise fail("config must be a list of env key names", at("config"))
+    for index, config_key in enumerate(config):
+        where = item_line(config, index, at("config"))
+        if not isinstance(config_key, str) or not KEY_PATTERN.fullmatch(config_key):
+            raise fail("config must be a list of env key names", where)
+        if config_key in secrets:
+            raise fail(f"keys in both secrets and config: {config_key}", where)
 
     overrides = data.get("overrides") or {}
-    if not isinstance(overrides, dict) or not all(v in ("secret", "config") for v in overrides.values()):
-        raise fail("overrides must map KEY -> secret | config")
+    if not isinstance(overrides, dict):
+        raise fail("overrides must map KEY -> secret | config", at("overrides"))
+    for override_key, decision in overrides.items():
+        if not isinstance(override_key, str) or decision not in ("secret", "config"):
+            raise fail("overrides must map KEY -> secret | config", key_line(overrides, override_key, at("overrides")))
     return Manifest(tuple(services), secrets, tuple(dict.fromkeys(config)), dict(overrides))
 
 

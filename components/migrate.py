@@ -52,6 +52,7 @@ from components.settings import (
     stack_file_config,
     stack_layout,
 )
+from components.text import plural
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 """The Pulumi project (Pulumi.yaml): every CLI call runs here."""
@@ -116,15 +117,15 @@ class Plan:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from components.cli import Parser  # errors that name flags, never values
+
+    parser = Parser(
         prog="scripts/migrate_secrets.py",
         description="Migrate the secrets of a .env into Vault KV v2 or AWS Secrets Manager through this "
         "project's Pulumi stack (named after the namespace), then verify them. The manifest decides which "
         "keys are secrets, their paths and their readers (python -m components derive).",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        # Without this `--vault-token X` would silently mean `--vault-token-file X`.
-        allow_abbrev=False,
     )
     parser.add_argument(
         "--env-file", type=Path, required=True, metavar="FILE", help="the .env holding the values (never printed)"
@@ -163,10 +164,6 @@ def refuse_token_argument(argv: Sequence[str]) -> None:
         name = arg.split("=", 1)[0]
         if name.startswith("--vault-tok") and name != "--vault-token-file":
             raise InputError(TOKEN_REFUSED)
-
-
-def plural(n: int, word: str, words: str | None = None) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {words or word + 's'}"
 
 
 # --- the plan -------------------------------------------------------------------------------------------
@@ -227,8 +224,7 @@ def plan_lines(plan: Plan) -> list[str]:
         lines.append(f"Would create the KV v2 mount {lay.mount}/")
     lines.append(f"Would create {everything} in {lay.store} (namespace {lay.namespace}):")
     lines.extend(rows(secrets))
-    kind = ("Vault policy", "Vault policies") if vault else ("IAM policy", "IAM policies")
-    lines.append(f"Would create {plural(len(policies), *kind)}:")
+    lines.append(f"Would create {plural(len(policies), 'Vault policy' if vault else 'IAM policy')}:")
     lines.extend(rows(policies))
     if approle and roles:
         if approle.manage_mount:

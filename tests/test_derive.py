@@ -1,5 +1,9 @@
 """`derive`, `check` and `template` through the command line: outputs, exit codes, round trips, no leaks."""
 
+import contextlib
+import io
+import multiprocessing
+import os
 import shutil
 import subprocess
 import sys
@@ -70,6 +74,7 @@ def test_derive_writes_the_runbook_manifest(workdir, capsys):
     assert "SECRET_BACKEND" in data["config"] and "REDIS_URL" in data["config"]
     assert "wrote secrets.manifest.yaml: 4 secrets, 10 config keys" in out
     assert "added:   ALPACA_API_KEY_ID, ALPACA_API_SECRET_KEY, ALPACA_BASE_URL" in out
+    assert "  added services: signal-service\n" in out
 
 
 def test_derive_twice_is_byte_identical(workdir, capsys):
@@ -154,7 +159,10 @@ def test_new_key_on_a_taken_path_is_refused(workdir, capsys):
     before[".env"] = Path(".env").read_bytes()
     code, _, err = run(capsys, "derive", "--env-file", ".env")
     assert code == 2
-    assert "DATABASE_PASSWORD and GITHUB_TOKEN share the path github/token" in err
+    assert err == (
+        "error: secrets.manifest.yaml: secrets DATABASE_PASSWORD and GITHUB_TOKEN share the path github/token; "
+        "give one of them another path in the manifest\n"
+    )
     assert files(workdir) == before
 
 
@@ -164,6 +172,7 @@ BAD_ENVS = [
     ("key starts with digit", "1BAD=x\n", ".env:1: invalid key name"),
     ("key with space", "A=1\n\nBAD KEY=x\n", ".env:3: cannot parse"),
     ("non utf-8", b"A=1\nB=\xff\n", ".env:2: not valid UTF-8"),
+    ("stray base64 line", "A=1\nc2VjcmV0LXZhbHVl==\n", ".env:2: looks like a pasted value"),
 ]
 
 
@@ -201,7 +210,7 @@ def test_usage_errors_exit_2(workdir, capsys):
     code, _, err = run(capsys, "derive", "--env-file", ".env", "--secret", "NOPE")
     assert code == 2 and "--secret/--config NOPE: no such key in the .env" in err
     code, _, err = run(capsys, "derive", "--env-file", ".env", "--service", "Bad_Name")
-    assert code == 2 and "--service 'Bad_Name'" in err
+    assert code == 2 and "--service: service 'Bad_Name': must be" in err
     assert not Path("secrets.manifest.yaml").exists()
 
 
@@ -228,7 +237,7 @@ def test_check_lists_every_problem(workdir, capsys):
     code, out, _ = run(capsys, "check", "--env-file", ".env")
     assert code == 1
     assert out.splitlines() == [
-        "5 problem(s) between .env and secrets.manifest.yaml:",
+        "5 problems between .env and secrets.manifest.yaml:",
         "  .env: ALPACA_API_KEY_ID: manifest secret (alpaca/api_key_id) is missing from the .env",
         "  .env:8: DATABASE_PASSWORD: manifest secret (database/password) is empty",
         "  .env:9: REDIS_URL: config value looks like a credential (make it a secret: derive --secret REDIS_URL)",
@@ -330,3 +339,123 @@ def test_cli_help_is_fast_and_pulumi_free():
             [sys.executable, "-m", "components", command, "--help"], cwd=REPO, capture_output=True, text=True
         )
         assert shown.returncode == 0 and "usage: python -m components " + command in shown.stdout
+
+
+# --- services (issue 10.4) ----------------------------------------------------------------------------
+
+NO_SERVICES_WARNING = (
+    "warning: secrets.manifest.yaml lists no services, so no service can read its 4 secrets "
+    "(no service read policy is created). Add each service that reads them: "
+    "python -m components derive --env-file .env --service NAME (repeat --service), or list them under `services:`"
+)
+
+
+def test_derive_without_services_warns_and_says_how_to_add_them(workdir, capsys):
+    code, out, err = run(capsys, "derive", "--env-file", ".env")
+    assert code == 0
+    assert manifest_data()["services"] == []
+    assert err.splitlines() == [NO_SERVICES_WARNING]
+    assert "added services" not in out
+    # check passes (an empty list is valid) but says the same thing
+    code, out, err = run(capsys, "check", "--env-file", ".env")
+    assert (code, out) == (0, "ok: .env and secrets.manifest.yaml agree\n")
+    assert err.splitlines() == [NO_SERVICES_WARNING]
+    # adding a service ends the warning and is reported
+    code, out, err = run(capsys, "derive", "--env-file", ".env", "--service", "signal-service", "--service", "risk")
+    assert (code, err) == (0, "")
+    assert "  added services: signal-service, risk\n" in out
+    assert {tuple(v["readers"]) for v in manifest_data()["secrets"].values()} == {("signal-service", "risk")}
+    code, out, _ = run(capsys, "derive", "--env-file", ".env", "--service", "risk")
+    assert out.startswith("unchanged ") and "added services" not in out
+
+
+def test_no_warning_without_secrets(workdir, capsys):
+    Path(".env").write_text("LOG_LEVEL=INFO\n")
+    code, out, err = run(capsys, "derive", "--env-file", ".env")
+    assert (code, err) == (0, "")
+    assert out.startswith("wrote secrets.manifest.yaml: 0 secrets, 1 config key\n")
+
+
+def test_counts_are_singular_for_one(workdir, capsys):
+    Path(".env").write_text("LOG_LEVEL=INFO\nDB_PASSWORD=x\n")
+    assert run(capsys, "derive", "--env-file", ".env", "--service", "a")[1].startswith(
+        "wrote secrets.manifest.yaml: 1 secret, 1 config key\n"
+    )
+    assert run(capsys, "template", "--env-file", ".env")[1] == (
+        "wrote .env.template: 1 secret commented out, 1 config key kept\n"
+    )
+    Path(".env").write_text("LOG_LEVEL=INFO\nDB_PASSWORD=x\nNEW=1\n")
+    code, out, _ = run(capsys, "check", "--env-file", ".env")
+    assert (code, out.splitlines()[0]) == (1, "1 problem between .env and secrets.manifest.yaml:")
+
+
+# --- concurrent derives (issue 9.11) ----------------------------------------------------------------
+
+
+def test_concurrent_derives_never_lose_a_change(workdir, capsys, monkeypatch):
+    """Two derives at once, each adding a service. The merge is slowed down so that, without the lock,
+    both would read the same old manifest and the second write would drop the first one's service."""
+    import threading
+    import time
+
+    from components import derive as derive_module
+
+    run(capsys, "derive", "--env-file", ".env", "--service", "base")
+    real_derive = derive_module.derive
+
+    def slow_derive(*args, **kwargs):
+        result = real_derive(*args, **kwargs)
+        time.sleep(0.3)  # between reading the manifest and writing it
+        return result
+
+    monkeypatch.setattr(derive_module, "derive", slow_derive)
+    codes: list[int] = []
+
+    def add(service: str) -> None:
+        codes.append(main(["derive", "--env-file", ".env", "--service", service]))
+
+    threads = [threading.Thread(target=add, args=(name,)) for name in ("one", "two")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert codes == [0, 0]
+    assert sorted(manifest_data()["services"]) == ["base", "one", "two"]
+
+
+def _derive_at_the_barrier(barrier, service: str) -> None:
+    """A forked process: wait for the other one, then `derive --service SERVICE`; exit with its code."""
+    code = 99
+    try:
+        barrier.wait()
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            code = main(["derive", "--env-file", ".env", "--service", service])
+    finally:
+        os._exit(code)
+
+
+def test_concurrent_derive_processes_keep_every_change(workdir):
+    """Real processes, forked after start-up and released together by a barrier, each adding a service to
+    a fresh manifest: every round must keep both. Before the lock this lost one in 14 of 20 rounds."""
+    context = multiprocessing.get_context("fork")
+    for round_ in range(20):
+        Path("secrets.manifest.yaml").unlink(missing_ok=True)
+        barrier = context.Barrier(2)
+        names = (f"a{round_}", f"b{round_}")
+        procs = [context.Process(target=_derive_at_the_barrier, args=(barrier, name)) for name in names]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(30)
+        assert [proc.exitcode for proc in procs] == [0, 0]
+        assert sorted(manifest_data()["services"]) == list(names), round_
+
+
+def test_a_symlinked_manifest_stays_a_link(workdir, capsys):
+    (workdir / "shared").mkdir()
+    run(capsys, "derive", "--env-file", ".env", "--manifest", "shared/secrets.manifest.yaml")
+    Path("secrets.manifest.yaml").symlink_to("shared/secrets.manifest.yaml")
+    code, out, _ = run(capsys, "derive", "--env-file", ".env", "--service", "a")
+    assert code == 0 and out.startswith("wrote secrets.manifest.yaml")
+    assert Path("secrets.manifest.yaml").is_symlink()
+    assert manifest_data(Path("shared/secrets.manifest.yaml"))["services"] == ["a"]

@@ -86,3 +86,51 @@ def test_errors_never_quote_the_value(tmp_path):
 def test_unreadable_paths(tmp_path, make, fragment):
     with pytest.raises(InputError, match=fragment):
         read_env(make(tmp_path))
+
+
+# --- stray values (issue 9.10): a line that is a value, not KEY=value ---------------------------------
+
+STRAY_LINES = [
+    ("base64 with == padding", "c2VjcmV0LXZhbHVl=="),
+    ("base64 with = padding", "c2VjcmV0LXZhbHVlcw="),
+    ("export before a base64 blob", "export c2VjcmV0LXZhbHVlcw="),
+    ("base32 with padding", "MFRGGZDFMZTWQ2LK=="),
+    ("hex digest", "d41d8cd98f00b204e9800998ecf8427e="),
+    ("long mixed-case blob", "QWxhZGRpbjpvcGVuIHNlc2FtZQ="),
+    ("aws access key id", "AKIAIOSFODNN7EXAMPLE="),
+    ("aws access key id with a value", "AKIAIOSFODNN7EXAMPLE=wJalrXUtnFEMI"),
+    ("github token", "ghp_" + "a1B2" * 9 + "="),
+    ("stripe live key", "sk_live_4eC39HqLyjWDarjtT1zdp7dc="),
+]
+
+
+@pytest.mark.parametrize(("label", "line"), STRAY_LINES, ids=[c[0] for c in STRAY_LINES])
+def test_a_line_that_looks_like_a_value_is_an_error_that_does_not_echo_it(tmp_path, label, line):
+    path = write(tmp_path, f"LOG_LEVEL=INFO\n\n{line}\nDRY_RUN=true\n")
+    with pytest.raises(InputError) as err:
+        read_env(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}:3: looks like a pasted value, not KEY=value"), label
+    blob = line.removeprefix("export ").split("=")[0]
+    assert blob not in message and blob[:8] not in message
+
+
+REAL_EMPTY_KEYS = [
+    ("secret with an empty value", "DATABASE_PASSWORD=", {"DATABASE_PASSWORD": ""}),
+    ("api key with an empty value", "MAPS_API_KEY=", {"MAPS_API_KEY": ""}),
+    ("lower-case key", "log_level=", {"log_level": ""}),
+    ("single word", "TOKEN=", {"TOKEN": ""}),
+    ("upper-case with digits", "HTTP2_PORT=", {"HTTP2_PORT": ""}),
+    ("short mixed case", "myKey=", {"myKey": ""}),
+    ("mixed case with underscores", "Database_Password=", {"Database_Password": ""}),
+    ("quoted empty value is deliberate", 'c2VjcmV0LXZhbHVl=""', {"c2VjcmV0LXZhbHVl": ""}),
+    ("mixed case with a real value", "myServiceApiUrl=http://x", {"myServiceApiUrl": "http://x"}),
+    ("a value of = when quoted", 'SEPARATOR="="', {"SEPARATOR": "="}),
+    ("value that is base64", "ENCODED_KEY=c2VjcmV0LXZhbHVl==", {"ENCODED_KEY": "c2VjcmV0LXZhbHVl=="}),
+]
+
+
+@pytest.mark.parametrize(("label", "line", "expected"), REAL_EMPTY_KEYS, ids=[c[0] for c in REAL_EMPTY_KEYS])
+def test_real_keys_with_empty_values_still_parse(tmp_path, label, line, expected):
+    env = read_env(write(tmp_path, line + "\n"))
+    assert {k: e.value for k, e in env.items()} == expected, label

@@ -4,6 +4,7 @@ import pytest
 import yaml
 
 from components import manifest as m
+from components import strict_yaml
 from components.errors import InputError
 
 RUNBOOK_SECRETS = [
@@ -72,38 +73,111 @@ def test_path_rule(key, path):
 
 
 BAD_MANIFESTS = [
-    ("wrong version", {"version": 2}, "version must be 1"),
-    ("unknown top-level key", {"version": 1, "secretz": {}}, "unknown top-level keys: secretz"),
-    ("bad service name", {"version": 1, "services": ["Signal"]}, "service name 'Signal'"),
-    ("path with dotdot", {"version": 1, "secrets": {"A_B": {"path": "a/../b"}}}, "secrets.A_B: path has"),
-    ("leading slash", {"version": 1, "secrets": {"A_B": {"path": "/a/b"}}}, "must not start with '/'"),
-    ("upper-case path", {"version": 1, "secrets": {"A_B": {"path": "A/b"}}}, "segments must match"),
+    ("not a mapping", "- a\n- b\n", 1, "expected a mapping with version, services, secrets, config"),
+    ("empty file", "", 1, "expected a mapping"),
+    ("wrong version", "services: []\nversion: 2\n", 2, "version must be 1"),
+    ("no version", "services: []\n", 1, "version must be 1"),
+    ("unknown top-level key", "version: 1\nsecretz: {}\n", 2, "unknown top-level keys: secretz"),
+    ("services not a list", "version: 1\nservices: a\n", 2, "services must be a list of names"),
+    ("bad service name", "version: 1\nservices:\n- ok\n- Signal\n", 4, "service 'Signal': must be lower-case"),
+    ("service listed twice", "version: 1\nservices: [a, b,\n  a]\n", 3, "services lists a twice (first on line 2)"),
+    ("secrets not a mapping", "version: 1\nsecrets: [A]\n", 2, "secrets must be a mapping KEY -> {path, readers}"),
+    ("bad key name", "version: 1\nsecrets:\n  A: {}\n  9x: {}\n", 4, "a secrets key is not a valid env key name"),
+    ("unknown entry field", "version: 1\nsecrets:\n  A_B:\n    pth: x\n", 3, "secrets.A_B: expected only path"),
+    ("path with dotdot", "version: 1\nsecrets:\n  A_B:\n    path: a/../b\n", 4, "secrets.A_B: path has"),
+    ("leading slash", "version: 1\nsecrets:\n  A_B: {path: /a/b}\n", 3, "must not start with '/'"),
+    ("upper-case path", "version: 1\nsecrets:\n  A_B:\n    path: A/b\n", 4, "segments must match"),
+    ("no path derivable", "version: 1\nsecrets:\n  _: {}\n", 3, "secrets._: cannot derive a path"),
     (
         "reader not a service",
-        {"version": 1, "services": ["x"], "secrets": {"A_B": {"readers": ["y"]}}},
-        "readers not in services: y",
+        "version: 1\nservices: [x]\nsecrets:\n  A_B:\n    readers: [y]\n",
+        5,
+        "secrets.A_B: readers not in services: y",
     ),
-    (
-        "key in both",
-        {"version": 1, "secrets": {"A_B": {}}, "config": ["A_B"]},
-        "in both secrets and config: A_B",
-    ),
+    ("config not a list", "version: 1\nconfig: A\n", 2, "config must be a list of env key names"),
+    ("bad config key", "version: 1\nconfig:\n- A\n- 9x\n", 4, "config must be a list of env key names"),
+    ("key in both", "version: 1\nsecrets:\n  A_B: {}\nconfig:\n- A_B\n", 5, "in both secrets and config: A_B"),
+    ("bad override", "version: 1\nconfig: [A]\noverrides:\n  A: maybe\n", 4, "overrides must map KEY -> secret"),
     (
         "shared path",
-        {"version": 1, "secrets": {"A_B": {"path": "x/y"}, "C_D": {"path": "x/y"}}},
-        "secrets A_B and C_D share the path x/y",
+        "version: 1\nsecrets:\n  A_B: {path: x/y}\n  C_D: {path: x/y}\n",
+        4,
+        "secrets A_B and C_D share the path x/y (lines 3 and 4)",
+    ),
+    # a hand edit that repeats a key: YAML would silently keep the last one
+    (
+        "duplicate top-level key",
+        "version: 1\nservices: [a]\nsecrets: {}\nservices: [b]\n",
+        4,
+        "duplicate key services (first on line 2)",
+    ),
+    (
+        "duplicate secret",
+        "version: 1\nsecrets:\n  A_B:\n    path: a/b\n  C_D: {}\n  A_B:\n    path: x/y\n",
+        6,
+        "duplicate key A_B (first on line 3)",
+    ),
+    (
+        "duplicate field in a secret",
+        "version: 1\nsecrets:\n  A_B:\n    path: a/b\n    path: x/y\n",
+        5,
+        "duplicate key path (first on line 4)",
+    ),
+    (
+        "duplicate in flow style",
+        "version: 1\noverrides: {A: secret, A: config}\n",
+        2,
+        "duplicate key A (first on line 2)",
     ),
 ]
 
 
-@pytest.mark.parametrize(("label", "data", "fragment"), BAD_MANIFESTS, ids=[c[0] for c in BAD_MANIFESTS])
-def test_invalid_manifests_are_refused_with_file_and_key(tmp_path, label, data, fragment):
+@pytest.mark.parametrize(("label", "text", "line", "fragment"), BAD_MANIFESTS, ids=[c[0] for c in BAD_MANIFESTS])
+def test_invalid_manifests_are_refused_naming_file_and_line(tmp_path, label, text, line, fragment):
     path = tmp_path / "secrets.manifest.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path.write_text(text)
     with pytest.raises(InputError) as err:
         m.load(path)
-    assert str(err.value).startswith(f"{path}: "), label
-    assert fragment in str(err.value)
+    assert str(err.value).startswith(f"{path}:{line}: "), (label, str(err.value))
+    assert fragment in str(err.value), label
+
+
+def test_a_duplicate_key_that_is_not_an_env_key_name_is_not_echoed(tmp_path):
+    """A mapping key in a manifest is a name; one that is not a valid env key name may be a pasted value."""
+    path = tmp_path / "secrets.manifest.yaml"
+    path.write_text("version: 1\nsecrets:\n  A_B: {}\noverrides:\n  canary-7f3a: x\n  canary-7f3a: y\n")
+    with pytest.raises(InputError) as err:
+        m.load(path)
+    assert str(err.value) == f"{path}:6: duplicate key (first on line 5)"
+
+
+def test_an_explicit_path_needs_no_derivable_key(tmp_path):
+    path = tmp_path / "secrets.manifest.yaml"
+    path.write_text("version: 1\nsecrets:\n  _:\n    path: misc/underscore\n")
+    assert m.load(path).secrets["_"].path == "misc/underscore"
+
+
+def test_yaml_merge_keys_are_not_duplicates(tmp_path):
+    """`<<: *anchor` then an explicit key is YAML's override, not a hand-edit mistake."""
+    path = tmp_path / "secrets.manifest.yaml"
+    path.write_text(
+        "version: 1\nservices: [a, b]\nsecrets:\n  A_B: &common {path: a/b, readers: [a]}\n"
+        "  C_D:\n    <<: *common\n    path: c/d\n"
+    )
+    assert m.load(path).secrets["C_D"] == m.Secret("C_D", "c/d", ("a",))
+
+
+def test_the_loader_keeps_libyaml_when_pyyaml_has_it():
+    """bench/manifest_load.py measures what the duplicate check costs on top of libyaml."""
+    if yaml.__with_libyaml__:
+        assert issubclass(strict_yaml.StrictLoader, yaml.CSafeLoader)
+    else:
+        assert issubclass(strict_yaml.StrictLoader, yaml.SafeLoader)
+
+
+def test_plain_data_without_lines_still_names_the_source():
+    with pytest.raises(InputError, match=r"^manifest: version must be 1$"):
+        m.from_data({"version": 2})
 
 
 def test_yaml_errors_name_the_line(tmp_path):

@@ -679,3 +679,12 @@ def test_first_five_minutes_as_written(tmp_path: Path) -> None:
         assert (done.returncode, done.stderr) == (0, ""), command
         assert expand(expected, done.stdout.splitlines()), f"{command}:\n{done.stdout}"
     assert (copy / "secrets.manifest.yaml").read_bytes() == MANIFEST.read_bytes()  # derive changed nothing
+
+
+def test_unknown_arguments_are_named_never_echoed(capsys: pytest.CaptureFixture[str]) -> None:
+    canary = "s.CANARY-unknown-argument-value"
+    with pytest.raises(SystemExit) as exited:
+        migrate.main(["--env-file", ".env", "--backend", "vault", "--namespace", "staging", "--bogus", canary])
+    out, err = capsys.readouterr()
+    assert exited.value.code == 2
+    assert "--bogus" in err and canary not in out + err

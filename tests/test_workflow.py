@@ -1,6 +1,8 @@
-""".github/workflows/secrets-deploy.yml: deploy order, approval, PRs that never deploy, no secret on a
-command line, and actionlint (with shellcheck on the `run:` scripts)."""
+""".github/workflows/secrets-deploy.yml: deploy order, approval, PRs that never deploy, no credential for
+pull-request code before approval, no secret on a command line, and actionlint (with shellcheck on the
+`run:` scripts)."""
 
+import copy as copy_module
 import os
 import re
 import subprocess
@@ -9,22 +11,34 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import hcl2
 import pytest
 import yaml
 
 from tests.conftest import REPO
 
 WORKFLOW = REPO / ".github" / "workflows" / "secrets-deploy.yml"
+CI_DOC = REPO / "docs" / "ci.md"
 PUSH_TO_MAIN = "github.event_name == 'push' && github.ref == 'refs/heads/main'"
 
+# docs/ci.md, "Required GitHub settings": which environments require a reviewer's approval before a job in
+# them starts (and so before it gets the environment's secrets). test_the_documented_approvals_are_these
+# keeps the two in step.
+APPROVAL_REQUIRED = {"staging-preview": True, "production-preview": True, "staging": False, "production": True}
+PRODUCTION = {"production", "production-preview"}
 
-@pytest.fixture(scope="module")
-def workflow() -> dict[str, Any]:
-    data: dict[Any, Any] = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
+
+def parse(text: str) -> dict[str, Any]:
+    data: dict[Any, Any] = yaml.safe_load(text)
     # YAML 1.1 reads the bare key `on` as the boolean True.
     if True in data:
         data["on"] = data.pop(True)
     return data
+
+
+@pytest.fixture(scope="module")
+def workflow() -> dict[str, Any]:
+    return parse(WORKFLOW.read_text(encoding="utf-8"))
 
 
 def jobs(workflow: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -117,7 +131,9 @@ def test_prod_waits_for_the_protected_production_environment(workflow: dict[str,
 
 def test_pull_requests_preview_and_gate_every_stack_but_never_deploy(workflow: dict[str, Any]) -> None:
     test_job = jobs(workflow)["test"]
-    assert "make test" in runs(test_job)
+    steps = [str(step.get("run", "")) for step in test_job["steps"]]
+    # the README says CI runs `make lint`, then `make test` (as .ci/run does)
+    assert steps.index("make lint") < steps.index("make test")
     assert "python -m components check --env-file examples/.env.example" in runs(test_job)
 
     preview = jobs(workflow)["preview"]
@@ -126,19 +142,150 @@ def test_pull_requests_preview_and_gate_every_stack_but_never_deploy(workflow: d
     assert set(matrix) == {"staging", "prod"}
     assert matrix["prod"]["protected"] is True and matrix["staging"]["protected"] is False
     script = runs(preview)
-    assert re.search(r"pulumi preview --stack \"\$STACK\" --non-interactive --json", script)
+    # never a refresh: it would read every secret's value with the preview credentials (docs/ci.md)
+    assert re.search(r"pulumi preview --stack \"\$STACK\" --non-interactive --json --refresh=false", script)
     assert '--policy-pack policy --policy-pack-config "policy/config.$STACK.json"' in script
     assert "python -m components gate preview.json" in script
     assert 'if [ "$PROTECTED" = "true" ]; then flags+=(--protected); fi' in script
-    comment = [s for s in preview["steps"] if str(s.get("uses", "")).startswith("marocchino/sticky-pull-request")]
-    assert len(comment) == 1 and comment[0]["with"]["path"] == "gate.md"
-    assert preview["permissions"]["pull-requests"] == "write"
     for stack in matrix:
         assert (REPO / "policy" / f"config.{stack}.json").is_file()
+
+    # the summary is commented by a job that runs no pull-request code; the preview job cannot write
+    comment = jobs(workflow)["comment"]
+    assert needs(comment) == ["preview"] and set(comment["strategy"]["matrix"]["stack"]) == set(matrix)
+    sticky = [s for s in comment["steps"] if str(s.get("uses", "")).startswith("marocchino/sticky-pull-request")]
+    assert len(sticky) == 1 and sticky[0]["with"]["path"] == "gate.md"
+    assert not runs_pull_request_code(comment) and comment["permissions"] == {"pull-requests": "write"}
+    assert preview["permissions"] == {"contents": "read"}
 
     for name, job in jobs(workflow).items():
         if not push_only(workflow, name):
             assert not any(is_up(step) for step in job.get("steps", [])), name
+
+
+# --- no credential for pull-request code before approval (issue 9.6) ----------------------------------
+
+
+def environments(job: dict[str, Any]) -> set[str]:
+    """The GitHub environments a job may run in (a `${{ matrix.X }}` environment: every value of X)."""
+    environment = job.get("environment")
+    if environment is None:
+        return set()
+    name = str(environment["name"] if isinstance(environment, dict) else environment)
+    from_matrix = re.fullmatch(r"\$\{\{\s*matrix\.(\w+)\s*\}\}", name)
+    if from_matrix:
+        return {str(entry[from_matrix[1]]) for entry in job["strategy"]["matrix"]["include"]}
+    return {name}
+
+
+def secrets_used(node: Any) -> set[str]:
+    found = {m for _, value in _strings(node) for m in re.findall(r"\bsecrets\.(\w+)", value)}
+    if isinstance(node, dict) and node.get("secrets") == "inherit":  # a reusable workflow given every secret
+        found.add("<inherit>")
+    return found
+
+
+def runs_pull_request_code(job: dict[str, Any]) -> bool:
+    """A job that checks the repository out can run anything the pull request changed."""
+    return any(str(step.get("uses", "")).startswith("actions/checkout") for step in job.get("steps", []))
+
+
+def credential_problems(workflow: dict[str, Any], approval: dict[str, bool] = APPROVAL_REQUIRED) -> list[str]:
+    """Every way the workflow could hand a credential to code nobody approved, one line each.
+
+    Credentials live only in environments (the repository's own secrets hold none), so a job sees a
+    secret only through its environment. A job that runs on a pull request may use secrets only in
+    environments that require approval; a production environment's secrets are only ever used behind an
+    approval; and a job that runs pull-request code without approval gets a read-only GITHUB_TOKEN.
+    """
+    problems: list[str] = []
+    workflow_wide = secrets_used({k: v for k, v in workflow.items() if k != "jobs"})
+    if workflow_wide:
+        problems.append(f"workflow-wide secrets {sorted(workflow_wide)}")
+    if "write" in str(workflow.get("permissions", "")):
+        problems.append("workflow-wide write permission")
+    on_pull_requests = "pull_request" in workflow["on"]
+    for name, job in jobs(workflow).items():
+        used, where = secrets_used(job), environments(job)
+        unknown = where - set(approval)
+        if unknown:
+            problems.append(f"{name}: environment {sorted(unknown)} is not documented in docs/ci.md")
+        approved = bool(where) and all(approval.get(e, False) for e in where)
+        if used and not where:
+            problems.append(f"{name}: secrets {sorted(used)} outside any environment")
+        if used and on_pull_requests and not push_only(workflow, name) and not approved:
+            problems.append(f"{name}: pull-request run sees secrets {sorted(used)} without an approval")
+        if used and where & PRODUCTION and not approved:
+            problems.append(f"{name}: production secrets {sorted(used)} without an approval")
+        if runs_pull_request_code(job) and not approved and "write" in str(job.get("permissions", "")):
+            problems.append(f"{name}: runs pull-request code with a GITHUB_TOKEN that can write")
+    return problems
+
+
+def test_no_credential_reaches_pull_request_code_before_approval(workflow: dict[str, Any]) -> None:
+    assert credential_problems(workflow) == []
+    assert secrets_used(jobs(workflow)["test"]) == set()
+    assert environments(jobs(workflow)["preview"]) == {"staging-preview", "production-preview"}
+
+
+def _mutated(workflow: dict[str, Any], change: Any) -> dict[str, Any]:
+    copy = copy_module.deepcopy(workflow)
+    change(copy)
+    return copy
+
+
+MUTATIONS = {
+    "workflow-wide token (the old workflow)": lambda w: w.setdefault("env", {}).update(
+        PULUMI_ACCESS_TOKEN="${{ secrets.PULUMI_ACCESS_TOKEN }}"
+    ),
+    "token in the test job": lambda w: (
+        w["jobs"]["test"]["steps"][-1].setdefault("env", {}).update(T="${{ secrets.PULUMI_ACCESS_TOKEN }}")
+    ),
+    "prod preview in an environment without reviewers": lambda w: w["jobs"]["preview"]["strategy"]["matrix"]["include"][
+        1
+    ].update(environment="staging"),
+    "preview without an environment": lambda w: w["jobs"]["preview"].pop("environment"),
+    "reusable workflow with every secret": lambda w: w["jobs"].update(
+        leak={"uses": "./.github/workflows/x.yml", "secrets": "inherit"}
+    ),
+    "write token for the code under test": lambda w: w["jobs"]["test"].update(permissions={"contents": "write"}),
+    "undocumented environment": lambda w: w["jobs"]["deploy-staging"].update(environment="qa"),
+}
+
+
+@pytest.mark.parametrize("label", MUTATIONS)
+def test_the_credential_check_catches(workflow: dict[str, Any], label: str) -> None:
+    assert credential_problems(_mutated(workflow, MUTATIONS[label])) != [], label
+
+
+def test_the_credential_check_catches_an_unapproved_production_environment(workflow: dict[str, Any]) -> None:
+    assert credential_problems(workflow, {**APPROVAL_REQUIRED, "production": False}) == [
+        "deploy-prod: production secrets ['PULUMI_ACCESS_TOKEN', 'VAULT_TOKEN'] without an approval"
+    ]
+    problems = credential_problems(workflow, {**APPROVAL_REQUIRED, "production-preview": False})
+    assert "preview: production secrets ['PULUMI_ACCESS_TOKEN', 'VAULT_TOKEN'] without an approval" in problems
+
+
+def test_the_documented_approvals_are_these() -> None:
+    """docs/ci.md's settings table (environment, required reviewers, ...) says what APPROVAL_REQUIRED says."""
+    rows = re.findall(r"^\| `([a-z-]+)` \| (?:\*\*)?(yes|no)(?:\*\*)? \|", CI_DOC.read_text(encoding="utf-8"), re.M)
+    assert {name: answer == "yes" for name, answer in rows} == APPROVAL_REQUIRED
+
+
+def test_the_preview_policies_in_the_docs_are_the_tested_files() -> None:
+    """docs/ci.md shows docs/ci/preview-*.{hcl,json} verbatim; tests/live/test_preview_credentials.py applies
+    the files to OpenBao and moto. The Vault policy grants exactly the two token paths the provider uses."""
+    doc = CI_DOC.read_text(encoding="utf-8")
+    vault_policy = (REPO / "docs" / "ci" / "preview-vault-policy.hcl").read_text(encoding="utf-8")
+    iam_policy = (REPO / "docs" / "ci" / "preview-iam-policy.json").read_text(encoding="utf-8")
+    assert f"```hcl\n{vault_policy}```" in doc
+    assert f"```json\n{iam_policy}```" in doc
+    parsed = hcl2.loads(vault_policy)
+    grants = {path: body["capabilities"] for block in parsed["path"] for path, body in block.items()}
+    assert {path.strip('"'): [c.strip('"') for c in caps] for path, caps in grants.items()} == {
+        "auth/token/lookup-self": ["read"],
+        "auth/token/create": ["update"],
+    }
 
 
 def _strings(node: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str]]:
