@@ -25,6 +25,7 @@ Every start of a service pays this command's start-up, so Vault is spoken to wit
 import argparse
 import json
 import os
+import re
 import stat
 import sys
 import threading
@@ -346,6 +347,20 @@ def read_vault(plan: Layout, service: str, wanted: list[SecretSpot], approle_mou
 # --- AWS --------------------------------------------------------------------------------------------
 
 
+DENIED_CODES = ("AccessDeniedException", "AccessDenied")
+
+
+def error_code(error: Any) -> str:
+    """A botocore ClientError's code. moto answers IAM refusals of this JSON API in XML, which botocore
+    reports as code "403" with the XML as message: the code is then read from the XML."""
+    details = error.response.get("Error", {})
+    code = str(details.get("Code", ""))
+    if code.isdigit():
+        found = re.search(r"<Code>(\w+)</Code>", str(details.get("Message", "")))
+        code = found.group(1) if found else code
+    return code
+
+
 class Aws:
     """Secrets Manager through boto3's credential chain: the service's own role, nothing else."""
 
@@ -396,7 +411,7 @@ class Aws:
                 "(boto3's chain found none: environment, profile, task role, instance profile)"
             ) from None
         except ClientError as e:
-            code = e.response.get("Error", {}).get("Code", "")
+            code = error_code(e)
             if code in ("UnrecognizedClientException", "InvalidClientTokenId", "ExpiredTokenException"):
                 raise RunError(f"AWSSecretsManagerError: AWS rejected the credentials ({code})") from None
             raise
@@ -411,7 +426,7 @@ class Aws:
             return SecretUnreadable(
                 f"SecretNotFoundError: Secret '{name}' is scheduled for deletion in AWS Secrets Manager"
             )
-        if code in ("AccessDeniedException", "AccessDenied"):
+        if code in DENIED_CODES:
             return SecretUnreadable(f"AWSSecretsManagerError: Access Denied (GetSecretValue on {name})")
         return SecretUnreadable(f"AWSSecretsManagerError: {code or 'error'} (GetSecretValue on {name})")
 
@@ -428,7 +443,7 @@ class Aws:
         try:
             found = self.call(f"GetSecretValue on {name}", self.client.get_secret_value, SecretId=name)
         except ClientError as e:
-            raise self.problem(name, e.response.get("Error", {}).get("Code", "")) from None
+            raise self.problem(name, error_code(e)) from None
         return self.string(name, found)
 
     def get_batch(self, names: list[str]) -> list[str]:
@@ -449,22 +464,31 @@ class Aws:
                     break
                 kwargs["NextToken"] = page["NextToken"]
         except ClientError as e:
-            code = e.response.get("Error", {}).get("Code", "")
-            if code not in ("AccessDeniedException", "AccessDenied"):
+            code = error_code(e)
+            if code not in DENIED_CODES:
                 raise RunError(f"AWSSecretsManagerError: {code} (BatchGetSecretValue)") from None
-            return [self.get_one(name) for name in names]
-        values: list[str] = []
-        problems: list[str] = []
-        for name in names:
-            try:
-                if name not in found:
-                    raise self.problem(name, errors.get(name, "ResourceNotFoundException"))
-                values.append(self.string(name, found[name]))
-            except SecretUnreadable as e:
-                problems.extend(e.lines)
-        if problems:
-            raise SecretUnreadable(*problems)
-        return values
+            return each(names, self.get_one)
+
+        def pick(name: str) -> str:
+            if name not in found:
+                raise self.problem(name, errors.get(name, "ResourceNotFoundException"))
+            return self.string(name, found[name])
+
+        return each(names, pick)
+
+
+def each(names: list[str], read: Callable[[str], str]) -> list[str]:
+    """`read` of every name in order; every unreadable one is reported, not only the first."""
+    values: list[str] = []
+    problems: list[str] = []
+    for name in names:
+        try:
+            values.append(read(name))
+        except SecretUnreadable as e:
+            problems.extend(e.lines)
+    if problems:
+        raise SecretUnreadable(*problems)
+    return values
 
 
 def read_aws(wanted: list[SecretSpot], timeout: float) -> list[str]:

@@ -13,12 +13,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import hvac
 
+from components import naming
 from components.layout import Layout
-from components.policies import vault_policy_hcl
+from components.policies import secret_tags, vault_policy_hcl
 from components.settings import AppRoleOptions
 from tests.conftest import REPO
 from tests.live.servers import HOST, BaoServer, bao_binary
@@ -70,6 +72,20 @@ def provision_vault(client: hvac.Client, plan: Layout, values: Mapping[str, str]
             )
 
 
+def provision_aws(secretsmanager: Any, plan: Layout, values: Mapping[str, str]) -> None:
+    """The secrets the program declares for `plan` on AWS: name, description, the tags that grant each reader
+    (`read-<service>`), the value. (moto evaluates neither resource ARNs nor conditions, so the IAM policies
+    would change nothing here; the tests that need an identity create one.)"""
+    for spot in plan.secrets:
+        tags = secret_tags(plan.namespace, spot.key, spot.readers)
+        secretsmanager.create_secret(
+            Name=spot.name,
+            Description=naming.secret_description(plan.namespace, spot.key),
+            SecretString=values[spot.key],
+            Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+        )
+
+
 def role_id(client: hvac.Client, role: str, mount: str = "approle") -> str:
     """What the stack exports as `appRoles.<service>.roleId`."""
     return str(client.read(f"auth/{mount}/role/{role}/role-id")["data"]["role_id"])
@@ -110,6 +126,8 @@ class Recorded:
     path: str
     target: str
     """X-Amz-Target (AWS JSON APIs), else empty."""
+    body: Any = None
+    """The JSON body of an AWS call (names only); never kept for Vault (a login carries the secret_id)."""
 
 
 @dataclass
@@ -133,7 +151,9 @@ class RecordingProxy:
                 absolute = urlsplit(self.path) if self.path.startswith("http") else None
                 target = urlsplit(proxy.upstream) if absolute is None else absolute
                 path = self.path if absolute is None else self.path[len(f"{absolute.scheme}://{absolute.netloc}") :]
-                proxy.requests.append(Recorded(self.command, path, self.headers.get("X-Amz-Target", "")))
+                amz_target = self.headers.get("X-Amz-Target", "")
+                recorded = json.loads(body) if amz_target and body else None
+                proxy.requests.append(Recorded(self.command, path, amz_target, recorded))
                 upstream = http.client.HTTPConnection(target.hostname or HOST, target.port, timeout=30)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("proxy-connection", "host")}
                 headers["Host"] = target.netloc
@@ -163,7 +183,3 @@ class RecordingProxy:
         finally:
             server.shutdown()
             server.server_close()
-
-
-def json_lines(text: str) -> list[object]:
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
