@@ -59,9 +59,11 @@ def run_command(args: argparse.Namespace) -> int:
 class _RefusedSecretFlag(argparse.Action):
     """A token or secret_id on the command line shows in `ps` and the shell history: refused, not echoed."""
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, *_: object) -> None:
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object, option: str | None = None
+    ) -> None:
         parser.error(
-            f"{self.option_strings[0]} is refused: a secret on the command line shows in `ps` and the shell "
+            f"{option} is refused: a secret on the command line shows in `ps` and the shell "
             "history; use VAULT_ROLE_ID + VAULT_SECRET_ID_FILE, or VAULT_TOKEN, in the environment"
         )
 
