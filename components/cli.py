@@ -155,7 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env-file", type=Path, help="the .env with the config keys (and, with --backend env, the secrets)")
     p.add_argument("--vault-mount", default=DEFAULT_MOUNT, help="KV v2 mount (default: %(default)s)")
     p.add_argument("--approle-mount", default=DEFAULT_APPROLE_MOUNT, help="AppRole auth mount (default: %(default)s)")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds for the login and reads (default: %(default)s)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        help="seconds for the login and all reads together, inside systemd's 90 s start limit (default: %(default)s)",
+    )
     p.add_argument(
         "--check", action="store_true", help="do everything but start COMMAND; print where each variable comes from"
     )

@@ -19,7 +19,8 @@ started. What is printed names keys and paths, never a value. `--check` stops be
 where each variable would come from: the health check before restarting a service.
 
 Every start of a service pays this command's start-up, so Vault is spoken to with the standard library's
-`http.client` (hvac, requests or urllib3 would each add 40-100 ms of imports; bench/run_check.py).
+`http.client`: urllib3 would add ~25 ms of imports to every start, hvac (with requests) more
+(bench/run_check.py, docs/run.md "Speed").
 """
 
 import argparse
@@ -52,10 +53,8 @@ ENV_OVERRIDE = "SECRET_ALLOW_ENV_IN_NON_LOCAL"
 """The runbook's emergency override: secrets from the `.env` outside `local`."""
 LOGIN_VARIABLES = ("VAULT_TOKEN", "VAULT_ROLE_ID", "VAULT_SECRET_ID", "VAULT_SECRET_ID_FILE")
 """Never passed to COMMAND: the service gets its secrets, not the means to read them again."""
-DEFAULT_TIMEOUT = 30.0
-"""Seconds for the whole login and read; well inside systemd's default start timeout (90 s)."""
-VAULT_WORKERS = 16
-"""Parallel reads (one keep-alive connection each): 100 secrets behind a 10 ms round trip in ~70 ms."""
+WORKERS = 16
+"""Parallel requests, one keep-alive connection each: 100 Vault reads behind a 10 ms round trip in ~70 ms."""
 AWS_BATCH_SIZE = 20
 """BatchGetSecretValue takes at most 20 secret ids."""
 MANAGERS = {"vault": "VaultSecretManager", "aws": "AWSSecretsManager", "env": "EnvSecretManager"}
@@ -340,7 +339,7 @@ def read_vault(plan: Layout, service: str, wanted: list[SecretSpot], approle_mou
     token = vault_token(vault, plan, service, approle_mount)
     # The AppRole token stays valid for its short TTL (vaultAppRoleTokenTtl) but is held by no process
     # after the exec: a token without the `default` policy may not revoke itself.
-    with ThreadPoolExecutor(max_workers=min(VAULT_WORKERS, len(wanted))) as pool:
+    with ThreadPoolExecutor(max_workers=min(WORKERS, len(wanted))) as pool:
         return gather([pool.submit(vault.read, spot, token) for spot in wanted])
 
 
@@ -379,7 +378,7 @@ class Aws:
             connect_timeout=per_try,
             read_timeout=per_try,
             retries={"max_attempts": attempts, "mode": "standard"},
-            max_pool_connections=VAULT_WORKERS,
+            max_pool_connections=WORKERS,
         )
         self.client = session.client("secretsmanager", config=config)
         self.endpoint = str(self.client.meta.endpoint_url)
@@ -495,7 +494,7 @@ def read_aws(wanted: list[SecretSpot], timeout: float) -> list[str]:
     aws = Aws(timeout)
     names = [spot.name for spot in wanted]
     chunks = [names[i : i + AWS_BATCH_SIZE] for i in range(0, len(names), AWS_BATCH_SIZE)]
-    with ThreadPoolExecutor(max_workers=min(VAULT_WORKERS, len(chunks))) as pool:
+    with ThreadPoolExecutor(max_workers=min(WORKERS, len(chunks))) as pool:
         return [value for chunk in gather([pool.submit(aws.get_batch, c) for c in chunks]) for value in chunk]
 
 
