@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 from components.errors import EXIT_BAD_INPUT, InputError
 from components.manifest import DEFAULT_MANIFEST
-from components.naming import DEFAULT_MOUNT
+from components.naming import DEFAULT_APPROLE_MOUNT, DEFAULT_MOUNT
 from components.text import plural
 
 Handler = Callable[[argparse.Namespace], int]
@@ -135,6 +135,12 @@ def gate_command(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def run_command(args: argparse.Namespace) -> int:
+    from components.run import run
+
+    return run(args)
+
+
 def _manifest_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST, help="manifest file (default: %(default)s)")
 
@@ -204,6 +210,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vault-mount", default=DEFAULT_MOUNT, help="KV v2 mount (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print a JSON report (for CI)")
     p.add_argument("--concurrency", type=int, default=32, help="parallel requests (default: %(default)s)")
+
+    p = command(
+        "run",
+        run_command,
+        "start a service with exactly its secrets in its environment",
+        "Log in as the service (Vault AppRole from VAULT_ROLE_ID + VAULT_SECRET_ID_FILE, or VAULT_TOKEN; AWS: "
+        "boto3's chain), read the manifest secrets it reads, put each in the environment under its .env key "
+        "name (plus the manifest's config keys from --env-file), drop the login material, and exec COMMAND. "
+        "Any failure: one line, exit 2, COMMAND not started. --backend env outside `local` needs "
+        "SECRET_ALLOW_ENV_IN_NON_LOCAL=1 (the runbook's emergency override).",
+    )
+    p.add_argument("--service", required=True, help="the service to start (a service of the manifest)")
+    p.add_argument("--backend", choices=["vault", "aws", "env"], required=True)
+    p.add_argument("--namespace", required=True, help="the environment prefix, e.g. staging")
+    _manifest_arg(p)
+    p.add_argument("--env-file", type=Path, help="the .env with the config keys (and, with --backend env, the secrets)")
+    p.add_argument("--vault-mount", default=DEFAULT_MOUNT, help="KV v2 mount (default: %(default)s)")
+    p.add_argument("--approle-mount", default=DEFAULT_APPROLE_MOUNT, help="AppRole auth mount (default: %(default)s)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        help="seconds for the login and all reads together, inside systemd's 90 s start limit (default: %(default)s)",
+    )
+    p.add_argument(
+        "--check", action="store_true", help="do everything but start COMMAND; print where each variable comes from"
+    )
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]", help="what to start")
 
     p = command(
         "gate",

@@ -31,6 +31,7 @@ COMMANDS = {
     "check": ["check", "--env-file", ".env"],
     "template": ["template", "--env-file", ".env"],
     "verify": ["verify", "--backend", "vault", "--namespace", "staging"],
+    "run": ["run", "--service", "api", "--backend", "vault", "--namespace", "staging"],
     "gate": ["gate", "preview.json"],
 }
 TOKEN_FLAGS = [
@@ -43,6 +44,8 @@ TOKEN_FLAGS = [
     ["--bao-token", CANARY],
     ["--aws-session-token", CANARY],
     ["--db-password", CANARY],
+    ["--secret-id", CANARY],
+    ["--vault-secret-id", CANARY],
 ]
 
 
@@ -97,7 +100,7 @@ VALUE_ERRORS = [
     (
         "unknown command",
         [CANARY],
-        "argument COMMAND: invalid choice (choose from 'derive', 'check', 'template', 'verify', 'gate')",
+        "argument COMMAND: invalid choice (choose from 'derive', 'check', 'template', 'verify', 'run', 'gate')",
     ),
     # Abbreviations are off: `--vault=X` is not "ambiguous: --vault=X could match ...", and a future
     # `--token-file` could never swallow `--tok X`.
