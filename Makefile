@@ -30,6 +30,7 @@ bench: setup
 	$(PYTHON) bench/program_scale.py
 	$(PYTHON) bench/verify_throughput.py
 	$(PYTHON) bench/migrate_cli_calls.py
+	$(PYTHON) bench/run_check.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
