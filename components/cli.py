@@ -12,7 +12,7 @@ from pathlib import Path
 
 from components.errors import EXIT_BAD_INPUT, InputError
 from components.manifest import DEFAULT_MANIFEST
-from components.naming import DEFAULT_MOUNT
+from components.naming import DEFAULT_APPROLE_MOUNT, DEFAULT_MOUNT
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -46,6 +46,12 @@ def verify_command(args: argparse.Namespace) -> int:
 
 def gate_command(args: argparse.Namespace) -> int:
     from components.gate import run
+
+    return run(args)
+
+
+def adopt_command(args: argparse.Namespace) -> int:
+    from components.adopt import run
 
     return run(args)
 
@@ -124,8 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
         "gate",
         gate_command,
         "judge a `pulumi preview --json` before deploying",
-        "Fail (exit 1) when a protected stack would delete or replace a secret, version, mount or policy, "
-        "or when the preview reports an error. Prints a Markdown summary for a pull-request comment.",
+        "Fail (exit 1) when a protected stack would delete or replace a secret or policy, when any stack would "
+        "delete or replace a mount, when one secret's backend name is deleted and created in one deploy, or when "
+        "the preview reports an error. A secret version's replacement (a rotation) passes. Prints a Markdown "
+        "summary for a pull-request comment.",
     )
     p.add_argument("preview_json", type=Path, metavar="PREVIEW_JSON", help="output of `pulumi preview --json`")
     p.add_argument("--protected", action="store_true", help="the stack is protected (prod)")
@@ -133,8 +141,31 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-delete",
         action="append",
         default=[],
-        metavar="KEY",
-        help="allow deleting or replacing the resources of this env key (repeat)",
+        metavar="PATH",
+        help="allow deleting or replacing this secret path, logical name or (old names) env key (repeat)",
+    )
+
+    p = command(
+        "adopt",
+        adopt_command,
+        "write a `pulumi import --file` for secrets and policies that already exist",
+        "Find the manifest's secrets, read policies and AppRole roles that already exist in the backend (e.g. "
+        "created by hand in the runbook's Phase 2) and write the file `pulumi import --file` takes, with the "
+        "program's types and logical names. Then `pulumi import`, then `pulumi up`. Reads no value. Connects "
+        "with VAULT_ADDR/VAULT_TOKEN or the usual AWS chain (and AWS_ENDPOINT_URL).",
+    )
+    p.add_argument("--backend", choices=["vault", "aws"], required=True)
+    p.add_argument("--namespace", required=True, help="the environment prefix, e.g. staging")
+    _manifest_arg(p)
+    p.add_argument("--vault-mount", default=DEFAULT_MOUNT, help="KV v2 mount (default: %(default)s)")
+    p.add_argument(
+        "--vault-approle-mount", default=DEFAULT_APPROLE_MOUNT, help="AppRole auth mount (default: %(default)s)"
+    )
+    p.add_argument("--out", type=Path, default=Path("import.json"), help="import file (default: %(default)s)")
+    p.add_argument(
+        "--restore",
+        action="store_true",
+        help="AWS: restore secrets scheduled for deletion (inside their recovery window) and adopt them",
     )
     return parser
 

@@ -3,6 +3,9 @@
 Isolation: Vault tests use their own namespaces (or mounts); AWS tests start from `POST /moto-api/reset`.
 These tests are never skipped: `bao` and moto come with requirements.txt, and a missing one fails with
 a message saying so.
+
+Deploys go through the lifecycle engine (`components.engine`): `deploy_vault` / `deploy_aws` are one
+`pulumi up` of a new stack; lifecycle tests keep an `Engine` across runs.
 """
 
 import io
@@ -18,9 +21,9 @@ import hvac
 import pytest
 
 from components.cli import main as cli_main
+from components.engine import Engine
+from components.engine.program import ProgramRun
 from tests.conftest import EXAMPLE_ENV
-from tests.harness import ProgramRun, run_program
-from tests.live.engine import LiveEngine
 from tests.live.servers import MOTO_ENV, BaoServer, Server, clean_env, reset_moto, start_bao, start_moto
 
 
@@ -35,6 +38,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def bao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BaoServer]:
     server = start_bao(tmp_path_factory.mktemp("bao"))
     try:
+        # As an operator does once (Pulumi.staging.yaml's comment): the stacks' AppRole roles live here.
+        hvac.Client(url=server.url, token=server.token).sys.enable_auth_method("approle")
         yield server
     finally:
         server.stop()
@@ -111,10 +116,8 @@ def vault_config(bao: BaoServer, namespace: str | None = None, **extra: Any) -> 
 def deploy_vault(bao: BaoServer, stack: str = "staging", namespace: str | None = None, **extra: Any) -> ProgramRun:
     """`pulumi up` of the real program against the live server. The engine gets no address of its own:
     the writes reach the server only through the stack's `vault:address` / `vault:token` config."""
-    engine = LiveEngine()
-    run = run_program(stack, vault_config(bao, namespace, **extra), secret_keys=["vault:token", "values"], mocks=engine)
-    assert engine.errors == []
-    return run
+    config = vault_config(bao, namespace, **extra)
+    return Engine().up(stack, config, secret_keys=["vault:token", "values"]).run
 
 
 def deploy_aws(moto: Server, namespace: str | None = None, **extra: Any) -> ProgramRun:
@@ -128,7 +131,4 @@ def deploy_aws(moto: Server, namespace: str | None = None, **extra: Any) -> Prog
     if namespace:
         config.update({"namespace": namespace, "allowNamespaceOverride": True})
     config.update(extra)
-    engine = LiveEngine(aws_endpoint=moto.url)
-    run = run_program("staging", config, secret_keys=["values"], mocks=engine)
-    assert engine.errors == []
-    return run
+    return Engine(aws_endpoint=moto.url).up("staging", config, secret_keys=["values"]).run
