@@ -329,20 +329,23 @@ class VaultAppRoleRole(Provider):
         return f"auth/{backend.strip('/')}/role/{role.strip('/')}"
 
     def create(self, api: Api, inputs: dict[str, Any]) -> tuple[str, Outputs]:
+        """Every field set; `local_secret_ids` only when true (Vault refuses it on an existing role)."""
         path = self.path(inputs["backend"], inputs["roleName"])
-        return path, self._write(api, path, inputs)
+        fields = {k: v for k, v in inputs.items() if not (k == "localSecretIds" and not v)}
+        return path, self._write(api, path, fields, inputs)
 
     def update(self, api: Api, id_: str, old: dict[str, Any], new: dict[str, Any]) -> tuple[str, Outputs]:
-        return id_, self._write(api, id_, new)
+        """Only the fields that changed (approleAuthBackendRoleUpdateFields, updateTokenFields)."""
+        return id_, self._write(api, id_, {k: v for k, v in new.items() if old.get(k) != v}, new)
 
-    def _write(self, api: Api, path: str, inputs: dict[str, Any]) -> Outputs:
-        fields = {_snake(k): v for k, v in inputs.items() if k in _TOKEN_FIELDS | _ROLE_FIELDS and v is not None}
-        for key, value in fields.items():
+    def _write(self, api: Api, path: str, fields: dict[str, Any], inputs: dict[str, Any]) -> Outputs:
+        data = {_snake(k): v for k, v in fields.items() if k in _TOKEN_FIELDS | _ROLE_FIELDS and v is not None}
+        for key, value in data.items():
             if isinstance(value, float) and value.is_integer():
-                fields[key] = int(value)  # numbers arrive from the SDK as floats
-        api.vault.write_data(path, data=fields)
-        if inputs.get("roleId"):
-            api.vault.write_data(f"{path}/role-id", data={"role_id": inputs["roleId"]})
+                data[key] = int(value)  # numbers arrive from the SDK as floats
+        api.vault.write_data(path, data=data)
+        if fields.get("roleId"):
+            api.vault.write_data(f"{path}/role-id", data={"role_id": fields["roleId"]})
         read = self.read(api, path)
         assert read is not None
         return {**inputs, **read[1]}

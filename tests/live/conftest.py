@@ -9,6 +9,7 @@ Deploys go through the lifecycle engine (`components.engine`): `deploy_vault` / 
 """
 
 import io
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -20,10 +21,12 @@ from typing import Any
 import hvac
 import pytest
 
+from components import naming
 from components.cli import main as cli_main
-from components.engine import Engine
+from components.engine import Engine, StackState
 from components.engine.program import ProgramRun
-from tests.conftest import EXAMPLE_ENV
+from components.manifest import Manifest, load
+from tests.conftest import EXAMPLE_ENV, REPO
 from tests.live.servers import MOTO_ENV, BaoServer, Server, clean_env, reset_moto, start_bao, start_moto
 
 
@@ -132,3 +135,15 @@ def deploy_aws(moto: Server, namespace: str | None = None, **extra: Any) -> Prog
         config.update({"namespace": namespace, "allowNamespaceOverride": True})
     config.update(extra)
     return Engine(aws_endpoint=moto.url).up("staging", config, secret_keys=["values"]).run
+
+
+def legacy(state: StackState, manifest: Manifest | None = None) -> StackState:
+    """The same stack as the program before path-keyed names left it: `secrets-<KEY>` (and
+    `secrets-<KEY>-version`) instead of `secrets/<path>`, every reference renamed with it."""
+    data = json.dumps(state.to_json())
+    for key, secret in (manifest or load(REPO / "secrets.manifest.yaml")).secrets.items():
+        name = naming.secret_logical_name(secret.path)
+        version = f"{naming.AWS_SECRET_VERSION}::"
+        data = data.replace(f'{version}{name}"', f'{version}{naming.legacy_version_logical_name(key)}"')
+        data = data.replace(f'::{name}"', f'::{naming.legacy_secret_logical_name(key)}"')
+    return StackState.from_json(json.loads(data))
