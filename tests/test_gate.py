@@ -60,9 +60,11 @@ CASES = [
         ["--protected"],
         1,
         [
-            "**FAIL**: a protected stack would delete or replace 1 resource(s): `redis/password` (secrets/redis/password).",
-            "If this is deliberate: unprotect those resources (`pulumi state unprotect URN`, docs/runbook.md) and label "
-            "the pull request `allow-delete:redis/password` (or run the gate with `--allow-delete redis/password`)",
+            "**FAIL**: a protected stack would delete or replace 1 resource(s): "
+            "`redis/password` (secrets/redis/password).",
+            "If this is deliberate: unprotect those resources (`pulumi state unprotect URN`, docs/runbook.md) and "
+            "label the pull request `allow-delete:redis/password` (or run the gate with "
+            "`--allow-delete redis/password`)",
         ],
     ),
     (
