@@ -32,7 +32,15 @@ import hvac
 import pulumi
 
 from components.engine import program as prog
-from components.engine.program import PROGRAM, PROJECT, ROOT_STACK_TYPE, UNKNOWN, ProgramRun, Registration
+from components.engine.program import (
+    PROGRAM,
+    PROJECT,
+    ROOT_STACK_TYPE,
+    UNKNOWN,
+    ProgramRun,
+    Registration,
+    UnknownResourceType,
+)
 from components.engine.providers import PROVIDERS, Api, Provider, ProviderError, aws_client, provider_for
 
 SECRET_MASK = "[secret]"
@@ -300,21 +308,14 @@ class _Run:
     # the provider side ------------------------------------------------------------------------------
 
     def provider_ref(self, resource: Resource) -> str:
-        if resource.provider or not resource.custom:
-            return resource.provider
+        """The default provider's reference `<urn>::<id>` (its id is unknown until a first deploy)."""
+        if not resource.custom:
+            return ""
         package = resource.type.split(":", 1)[0]
         deployed = any(r.custom for r in self.state.resources)
         provider_id = self.state.provider_id if deployed or not self.dry_run else UNKNOWN
         version = _VERSIONS.get(package, "0.0.0").replace(".", "_")
         return f"urn:pulumi:{self.state.stack}::{PROJECT}::pulumi:providers:{package}::default_{version}::{provider_id}"
-
-    def api(self, provider_ref: str) -> Api:
-        explicit: dict[str, Any] = {}
-        if provider_ref:
-            urn = provider_ref.rsplit("::", 1)[0]
-            known = next((r for r in [*self.news, *self.state.resources] if r.urn == urn), None)
-            explicit = dict(known.inputs) if known else {}
-        return self.engine.api(self.config, explicit)
 
     # registrations ----------------------------------------------------------------------------------
 
@@ -336,8 +337,10 @@ class _Run:
 
     def _step(self, reg: Registration) -> tuple[str | None, dict[str, Any]]:
         old = self._claim(reg)
-        is_provider_resource = reg.type.startswith("pulumi:providers:")
-        provider: Provider | None = provider_for(reg.type) if reg.custom and not is_provider_resource else None
+        if reg.provider:
+            raise UnknownResourceType(f"the engine implements default providers only ({reg.name} names one)")
+        # Explicit providers (`pulumi:providers:*`) are unknown types here: the program uses the defaults.
+        provider: Provider | None = provider_for(reg.type) if reg.custom else None
         inputs = provider.check(reg.inputs) if provider else dict(reg.inputs)
         sensitive = set(reg.secret_inputs) | (provider.sensitive if provider else set())
         new = Resource(
@@ -349,9 +352,9 @@ class _Run:
             protect=reg.protect,
             retain_on_delete=reg.retain_on_delete,
             dependencies=list(reg.dependencies),
-            provider=reg.provider,
         )
-        step = Step("create", reg.urn, reg.type, old, new, provider=self.provider_ref(new))
+        new.provider = self.provider_ref(new)
+        step = Step("create", reg.urn, reg.type, old, new, provider=new.provider)
         if old is not None:
             step.diffs = self._diff(provider, old.inputs, inputs)
             step.replaces = [k for k in step.diffs if provider and k in provider.force_new]
@@ -368,7 +371,7 @@ class _Run:
         if self.dry_run or provider is None:
             return self._plan(step, old, new, inputs, reg, sensitive)
         assert old is not None or step.op == "create"
-        api = self.api(reg.provider)
+        api = self.engine.api(self.config)
         if step.op == "same":
             assert old is not None
             new.id, new.outputs = old.id, {**old.outputs, **new.inputs}
@@ -425,7 +428,7 @@ class _Run:
         reg: Registration,
         sensitive: set[str],
     ) -> tuple[str | None, dict[str, Any]]:
-        """A preview's answer; in both modes, the state of components and explicit providers (no calls)."""
+        """A preview's answer; in both modes, the state of a component (no provider calls)."""
         if step.op in ("create", "replace"):
             new.id = "" if self.dry_run or not reg.custom else str(uuid.uuid4())
             outputs = dict(inputs)
@@ -504,7 +507,7 @@ class _Run:
                     raise EngineError(_delete_protected(old.urn))
                 continue
             if not self.dry_run and old.custom and not old.retain_on_delete:
-                provider_for(old.type).delete(self.api(old.provider), old.id, old.inputs, old.outputs)
+                provider_for(old.type).delete(self.engine.api(self.config), old.id, old.inputs, old.outputs)
             self.deleted.add(old.urn)
 
     def new_state(self) -> list[Resource]:
@@ -550,9 +553,12 @@ class Engine:
 
     # clients ----------------------------------------------------------------------------------------
 
-    def api(self, config: Mapping[str, str], explicit: Mapping[str, Any]) -> Api:
+    def api(self, config: Mapping[str, str]) -> Api:
+        """Clients as the default providers configure themselves: stack config first, then the engine's
+        settings (standing for VAULT_ADDR / VAULT_TOKEN)."""
+
         def setting(package: str, key: str, fallback: str) -> str:
-            return str(explicit.get(key) or config.get(f"{package}:{key}") or fallback)
+            return config.get(f"{package}:{key}") or fallback
 
         def vault() -> hvac.Client:
             addr, token = setting("vault", "address", self.vault_addr), setting("vault", "token", self.vault_token)
@@ -692,7 +698,7 @@ class Engine:
                 found.append(Resource(urn, type_, custom=False, parent=parent, protect=protect))
                 continue
             provider = provider_for(type_)
-            read = provider.read(self.api(merged, {}), spec["id"])
+            read = provider.read(self.api(merged), spec["id"])
             if read is None:
                 raise EngineError(f"Preview failed: resource '{spec['id']}' does not exist")
             inputs, outputs = read

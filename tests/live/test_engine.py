@@ -297,3 +297,34 @@ def test_import_reads_the_resource_and_skips_what_the_stack_has(vault_engine: En
         )
     with pytest.raises(EngineError, match="No such resource"):
         vault_engine.unprotect("urn:pulumi:dev::secrets-migration::vault:index/policy:Policy::nope")
+
+
+def test_iam_policy_updates_prune_old_versions_and_attachments_detach(moto: Server, tmp_path: Path) -> None:
+    """policy.go: an update is a new default version, the oldest non-default pruned at IAM's limit of 5;
+    role_policy_attachment.go: removing the attachment detaches the policy."""
+    body = """
+    cfg = pulumi.Config()
+    p = aws.iam.Policy("p", name=cfg.require("name"), description="fixed",
+                       policy='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject",'
+                              '"Resource":"arn:aws:s3:::' + cfg.require("bucket") + '/*"}]}')
+    if cfg.get("role"):
+        aws.iam.RolePolicyAttachment("a", role=cfg.require("role"), policy_arn=p.arn)
+    """
+    engine = Engine(aws_endpoint=moto.url, program=program(tmp_path, body))
+    iam = boto3.client(
+        "iam", endpoint_url=moto.url, region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t"
+    )
+    role, name = f"role-{uuid.uuid4().hex[:8]}", f"engine-{uuid.uuid4().hex[:8]}"
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
+    for bucket in range(7):
+        engine.up("dev", {"name": name, "bucket": f"b{bucket}", "role": role})
+    arn = engine.state("dev").named("aws:iam/policy:Policy", "p").id
+    versions = iam.list_policy_versions(PolicyArn=arn)["Versions"]
+    assert len(versions) == 5
+    default = next(v["VersionId"] for v in versions if v["IsDefaultVersion"])
+    document = iam.get_policy_version(PolicyArn=arn, VersionId=default)["PolicyVersion"]["Document"]
+    assert "arn:aws:s3:::b6/*" in json.dumps(document)
+    assert [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]] == [arn]
+    done = engine.up("dev", {"name": name, "bucket": "b6"})
+    assert done.changes() == [("delete", "aws:iam/rolePolicyAttachment:RolePolicyAttachment", "a")]
+    assert iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"] == []
