@@ -10,7 +10,7 @@ Per registration (`_Run.handle`), in program order:
 - a replace creates the new resource first and deletes the old one with the deletes at the end, unless
   `deleteBeforeReplace`, which deletes it right away and then creates.
 After the program (`_Run.finish`): every old resource nobody claimed is deleted, last and in reverse
-order of the old state (dependencies and parents before what depends on them); a protected one fails
+order of the old state (what depends on a resource, its children too, goes first); a protected one fails
 with `deleteProtectedError`; `retainOnDelete` forgets it without calling the provider.
 
 `up` previews first and changes nothing when the preview has an error, as `pulumi up` does.
@@ -293,7 +293,6 @@ class _Run:
         self.olds = {r.urn: r for r in state.resources if not r.delete}
         self.order = {r.urn: i for i, r in enumerate(state.resources)}
         self.claimed: set[str] = set()
-        self.registered: set[str] = set()
         self.news: list[Resource] = []
         self.replaced: list[Resource] = [r for r in state.resources if r.delete]
         """Old resources to delete at the end (create-before-delete replacements, pending deletes)."""
@@ -327,7 +326,6 @@ class _Run:
             raise
 
     def _claim(self, registration: Registration) -> Resource | None:
-        self.registered.add(registration.urn)
         for candidate in (registration.urn, *registration.aliases):
             old = self.olds.get(candidate)
             if old is not None and candidate not in self.claimed:
@@ -363,89 +361,40 @@ class _Run:
                 step.op = "replace"
             else:
                 step.op = "update" if step.diffs else "same"
-        if step.op == "replace" and old is not None and old.protect and new.protect:
-            self.errors.append((reg.urn, _replace_protected(reg.urn)))
-            if not self.dry_run:
-                raise EngineError(_replace_protected(reg.urn))
-
-        if self.dry_run or provider is None:
-            return self._plan(step, old, new, inputs, reg, sensitive)
-        assert old is not None or step.op == "create"
+        calls = None if self.dry_run or provider is None else provider
         api = self.engine.api(self.config)
-        if step.op == "same":
+        replacing, delete_first = (old if step.op == "replace" else None), bool(reg.delete_before_replace)
+        if replacing is not None:
+            if replacing.protect and new.protect:
+                self.errors.append((reg.urn, _replace_protected(reg.urn)))
+                if not self.dry_run:  # an update stops here; a preview goes on to show everything
+                    raise EngineError(_replace_protected(reg.urn))
+            if delete_first:
+                self.steps.append(
+                    Step("delete-replaced", replacing.urn, replacing.type, replacing, None, logical=False)
+                )
+                if calls and not replacing.retain_on_delete:
+                    calls.delete(api, replacing.id, replacing.inputs, replacing.outputs)
+                self.deleted.add(replacing.urn)
+            self.steps.append(Step("create-replacement", reg.urn, reg.type, old, new, logical=False))
+
+        if step.op == "same" or (calls is None and old is not None and step.op == "update"):
             assert old is not None
-            new.id, new.outputs = old.id, {**old.outputs, **new.inputs}
-            outputs = {**old.outputs, **inputs}
+            new.id, outputs = old.id, {**old.outputs, **inputs}
+        elif calls is None:  # a preview of a create or replace (computed outputs unknown), or a component
+            new.id, outputs = ("" if self.dry_run or not reg.custom else str(uuid.uuid4())), dict(inputs)
         elif step.op == "update":
             assert old is not None
-            new.id, outputs = provider.update(api, old.id, old.inputs, inputs)
-        elif step.op == "create":
-            new.id, outputs = provider.create(api, inputs)
+            new.id, outputs = calls.update(api, old.id, old.inputs, inputs)
         else:
-            assert old is not None
-            outputs = self._replace(step, provider, api, old, new, inputs, reg)
-        if step.op != "same":
-            new.outputs = _seal(outputs, sensitive)
-        self._record(step, old, new)
-        return new.id, self._for_program(outputs, sensitive)
-
-    def _record(self, step: Step, old: Resource | None, new: Resource) -> None:
+            new.id, outputs = calls.create(api, inputs)
+        if replacing is not None and not delete_first:
+            self.replaced.append(replacing)  # deleted with the deletes, at the end
+        new.outputs = _seal(outputs, sensitive)
         self.steps.append(step)
         self.news.append(new)
         if old is not None:
             self.superseded.add(old.urn)
-
-    def _replace(
-        self,
-        step: Step,
-        provider: Provider,
-        api: Api,
-        old: Resource,
-        new: Resource,
-        inputs: dict[str, Any],
-        reg: Registration,
-    ) -> dict[str, Any]:
-        create = Step("create-replacement", reg.urn, reg.type, old, new, logical=False, provider=step.provider)
-        if reg.delete_before_replace:
-            self.steps.append(Step("delete-replaced", old.urn, old.type, old, None, logical=False))
-            if not old.retain_on_delete:
-                provider.delete(api, old.id, old.inputs, old.outputs)
-            self.deleted.add(old.urn)
-            self.steps.append(create)
-            new.id, outputs = provider.create(api, inputs)
-        else:
-            self.steps.append(create)
-            new.id, outputs = provider.create(api, inputs)
-            self.replaced.append(old)
-        return outputs
-
-    def _plan(
-        self,
-        step: Step,
-        old: Resource | None,
-        new: Resource,
-        inputs: dict[str, Any],
-        reg: Registration,
-        sensitive: set[str],
-    ) -> tuple[str | None, dict[str, Any]]:
-        """A preview's answer; in both modes, the state of a component (no provider calls)."""
-        if step.op in ("create", "replace"):
-            new.id = "" if self.dry_run or not reg.custom else str(uuid.uuid4())
-            outputs = dict(inputs)
-        else:
-            assert old is not None
-            new.id = old.id
-            outputs = {**old.outputs, **inputs}
-        new.outputs = _seal(outputs, sensitive)
-        if step.op == "replace":
-            assert old is not None
-            if reg.delete_before_replace:
-                self.steps.append(Step("delete-replaced", old.urn, old.type, old, None, logical=False))
-                self.deleted.add(old.urn)
-            else:
-                self.replaced.append(old)
-            self.steps.append(Step("create-replacement", reg.urn, reg.type, old, new, logical=False))
-        self._record(step, old, new)
         return (new.id or None), self._for_program(outputs, sensitive)
 
     @staticmethod

@@ -254,8 +254,10 @@ def test_aws_secret_lifecycle_calls(moto: Server, tmp_path: Path) -> None:
     with pytest.raises(UpdateFailed, match=rf"creating Secrets Manager Secret \({name}\): .*ResourceExistsException"):
         twin.up("dev", config, secret_keys=["value"])
 
-    engine.up("dev", {**config, "keep": False, "name": name}, secret_keys=["value"])
-    gone = engine.up("dev", {**config, "keep": False, "name": f"{name}-b"}, secret_keys=["value"])
+    dropped = engine.up("dev", {**config, "tag": "b", "keep": False}, secret_keys=["value"])
+    assert dropped.changes() == [("delete", "aws:secretsmanager/secretVersion:SecretVersion", "s")]
+    assert sm.get_secret_value(SecretId=name)["SecretString"] == CANARY + "-2"  # only stage labels go
+    gone = engine.up("dev", {**config, "tag": "b", "keep": False, "name": f"{name}-b"}, secret_keys=["value"])
     assert ("replace", "aws:secretsmanager/secret:Secret", "s") in gone.changes()
     assert sm.describe_secret(SecretId=name)["DeletedDate"]  # scheduled for deletion (7 days), not gone
 
