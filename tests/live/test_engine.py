@@ -330,3 +330,30 @@ def test_iam_policy_updates_prune_old_versions_and_attachments_detach(moto: Serv
     done = engine.up("dev", {"name": name, "bucket": "b6"})
     assert done.changes() == [("delete", "aws:iam/rolePolicyAttachment:RolePolicyAttachment", "a")]
     assert iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"] == []
+
+
+def test_mounts_tune_remount_and_unmount(bao: BaoServer, tmp_path: Path, root_client: hvac.Client) -> None:
+    """resource_mount.go / resource_auth_backend.go: a path change is a remount (an update, the data moves
+    along), a description change a tune; deleting unmounts (which the program never lets a deploy do)."""
+    body = """
+    cfg = pulumi.Config()
+    if cfg.get_bool("present") is not False:
+        vault.Mount("m", path=cfg.require("kv"), type="kv", options={"version": "2"}, description=cfg.require("text"))
+        vault.AuthBackend("a", type="approle", path=cfg.require("auth"), description=cfg.require("text"))
+    """
+    engine = Engine(vault_addr=bao.url, vault_token=bao.token, program=program(tmp_path, body))
+    kv, auth = f"kv{uuid.uuid4().hex[:8]}", f"ar{uuid.uuid4().hex[:8]}"
+    engine.up("dev", {"kv": kv, "auth": auth, "text": "one"})
+    root_client.secrets.kv.v2.create_or_update_secret(path="x", secret={"value": CANARY}, mount_point=kv)
+    moved = engine.up("dev", {"kv": f"{kv}b", "auth": f"{auth}b", "text": "two"})
+    assert sorted(moved.changes()) == [
+        ("update", "vault:index/authBackend:AuthBackend", "a"),
+        ("update", "vault:index/mount:Mount", "m"),
+    ]
+    mounts, auths = root_client.sys.list_mounted_secrets_engines()["data"], root_client.sys.list_auth_methods()["data"]
+    assert f"{kv}/" not in mounts and mounts[f"{kv}b/"]["description"] == "two"
+    assert f"{auth}/" not in auths and auths[f"{auth}b/"]["description"] == "two"
+    assert root_client.read(f"{kv}b/data/x")["data"]["data"] == {"value": CANARY}
+    engine.up("dev", {"present": False})
+    assert f"{kv}b/" not in root_client.sys.list_mounted_secrets_engines()["data"]
+    assert f"{auth}b/" not in root_client.sys.list_auth_methods()["data"]
