@@ -10,6 +10,7 @@ module keeps the names the unit tests import.
 from collections.abc import Iterable
 
 import pulumi
+from pulumi.runtime import rpc
 
 from components.engine import program as _program
 from components.engine.program import (
@@ -28,7 +29,6 @@ from components.engine.program import (
 PROGRAM = _program.PROGRAM
 ACCOUNT = DefaultMocks.ACCOUNT
 REGION = DefaultMocks.REGION
-rpc = _program.rpc
 
 
 def stack_config(stack: str) -> dict[str, str]:
@@ -69,6 +69,7 @@ __all__ = [
     "Registration",
     "_config_value",
     "project_defaults",
+    "rpc",
     "run_program",
     "stack_config",
     "unwrap",
