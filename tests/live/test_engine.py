@@ -247,6 +247,7 @@ def test_aws_secret_lifecycle_calls(moto: Server, tmp_path: Path) -> None:
     assert sm.describe_secret(SecretId=name)["Tags"] == [{"Key": "k", "Value": "b"}]
     versions = sm.list_secret_version_ids(SecretId=name)["Versions"]
     assert sorted(tuple(v["VersionStages"]) for v in versions) == [("AWSCURRENT",), ("AWSPREVIOUS",)]
+    assert CANARY not in json.dumps(engine.state("dev").to_json()) + json.dumps(rotated.digest)
 
     # Another stack creating that name (as after the runbook's create-secret by hand) fails as AWS does.
     (tmp_path / "twin").mkdir()
