@@ -141,6 +141,12 @@ def run_command(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def adopt_command(args: argparse.Namespace) -> int:
+    from components.adopt import run
+
+    return run(args)
+
+
 def _manifest_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST, help="manifest file (default: %(default)s)")
 
@@ -243,8 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
         "gate",
         gate_command,
         "judge a `pulumi preview --json` before deploying",
-        "Fail (exit 1) when a protected stack would delete or replace a secret, version, mount or policy, "
-        "or when the preview reports an error. Prints a Markdown summary for a pull-request comment.",
+        "Fail (exit 1) when a protected stack would delete or replace a secret or policy, when any stack would "
+        "delete or replace a mount, when one secret's backend name is deleted and created in one deploy, or when "
+        "the preview reports an error. A secret version's replacement (a rotation) passes. Prints a Markdown "
+        "summary for a pull-request comment.",
     )
     p.add_argument("preview_json", type=Path, metavar="PREVIEW_JSON", help="output of `pulumi preview --json`")
     p.add_argument("--protected", action="store_true", help="the stack is protected (prod)")
@@ -252,8 +260,31 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-delete",
         action="append",
         default=[],
-        metavar="KEY",
-        help="allow deleting or replacing the resources of this env key (repeat)",
+        metavar="PATH",
+        help="allow deleting or replacing this secret path, logical name or (old names) env key (repeat)",
+    )
+
+    p = command(
+        "adopt",
+        adopt_command,
+        "write a `pulumi import --file` for secrets and policies that already exist",
+        "Find the manifest's secrets, read policies and AppRole roles that already exist in the backend (e.g. "
+        "created by hand in the runbook's Phase 2) and write the file `pulumi import --file` takes, with the "
+        "program's types and logical names. Then `pulumi import`, then `pulumi up`. Reads no value. Connects "
+        "with VAULT_ADDR/VAULT_TOKEN or the usual AWS chain (and AWS_ENDPOINT_URL).",
+    )
+    p.add_argument("--backend", choices=["vault", "aws"], required=True)
+    p.add_argument("--namespace", required=True, help="the environment prefix, e.g. staging")
+    _manifest_arg(p)
+    p.add_argument("--vault-mount", default=DEFAULT_MOUNT, help="KV v2 mount (default: %(default)s)")
+    p.add_argument(
+        "--vault-approle-mount", default=DEFAULT_APPROLE_MOUNT, help="AppRole auth mount (default: %(default)s)"
+    )
+    p.add_argument("--out", type=Path, default=Path("import.json"), help="import file (default: %(default)s)")
+    p.add_argument(
+        "--restore",
+        action="store_true",
+        help="AWS: restore secrets scheduled for deletion (inside their recovery window) and adopt them",
     )
     return parser
 

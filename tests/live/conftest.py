@@ -3,9 +3,13 @@
 Isolation: Vault tests use their own namespaces (or mounts); AWS tests start from `POST /moto-api/reset`.
 These tests are never skipped: `bao` and moto come with requirements.txt, and a missing one fails with
 a message saying so.
+
+Deploys go through the lifecycle engine (`components.engine`): `deploy_vault` / `deploy_aws` are one
+`pulumi up` of a new stack; lifecycle tests keep an `Engine` across runs.
 """
 
 import io
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -17,10 +21,12 @@ from typing import Any
 import hvac
 import pytest
 
+from components import naming
 from components.cli import main as cli_main
-from tests.conftest import EXAMPLE_ENV
-from tests.harness import ProgramRun, run_program
-from tests.live.engine import LiveEngine
+from components.engine import Engine, StackState
+from components.engine.program import ProgramRun
+from components.manifest import Manifest, load
+from tests.conftest import EXAMPLE_ENV, REPO
 from tests.live.servers import MOTO_ENV, BaoServer, Server, clean_env, reset_moto, start_bao, start_moto
 
 
@@ -35,6 +41,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def bao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BaoServer]:
     server = start_bao(tmp_path_factory.mktemp("bao"))
     try:
+        # As an operator does once (Pulumi.staging.yaml's comment): the stacks' AppRole roles live here.
+        hvac.Client(url=server.url, token=server.token).sys.enable_auth_method("approle")
         yield server
     finally:
         server.stop()
@@ -111,10 +119,8 @@ def vault_config(bao: BaoServer, namespace: str | None = None, **extra: Any) -> 
 def deploy_vault(bao: BaoServer, stack: str = "staging", namespace: str | None = None, **extra: Any) -> ProgramRun:
     """`pulumi up` of the real program against the live server. The engine gets no address of its own:
     the writes reach the server only through the stack's `vault:address` / `vault:token` config."""
-    engine = LiveEngine()
-    run = run_program(stack, vault_config(bao, namespace, **extra), secret_keys=["vault:token", "values"], mocks=engine)
-    assert engine.errors == []
-    return run
+    config = vault_config(bao, namespace, **extra)
+    return Engine().up(stack, config, secret_keys=["vault:token", "values"]).run
 
 
 def deploy_aws(moto: Server, namespace: str | None = None, **extra: Any) -> ProgramRun:
@@ -128,7 +134,16 @@ def deploy_aws(moto: Server, namespace: str | None = None, **extra: Any) -> Prog
     if namespace:
         config.update({"namespace": namespace, "allowNamespaceOverride": True})
     config.update(extra)
-    engine = LiveEngine(aws_endpoint=moto.url)
-    run = run_program("staging", config, secret_keys=["values"], mocks=engine)
-    assert engine.errors == []
-    return run
+    return Engine(aws_endpoint=moto.url).up("staging", config, secret_keys=["values"]).run
+
+
+def legacy(state: StackState, manifest: Manifest | None = None) -> StackState:
+    """The same stack as the program before path-keyed names left it: `secrets-<KEY>` (and
+    `secrets-<KEY>-version`) instead of `secrets/<path>`, every reference renamed with it."""
+    data = json.dumps(state.to_json())
+    for key, secret in (manifest or load(REPO / "secrets.manifest.yaml")).secrets.items():
+        name = naming.secret_logical_name(secret.path)
+        version = f"{naming.AWS_SECRET_VERSION}::"
+        data = data.replace(f'{version}{name}"', f'{version}{naming.legacy_version_logical_name(key)}"')
+        data = data.replace(f'::{name}"', f'::{naming.legacy_secret_logical_name(key)}"')
+    return StackState.from_json(json.loads(data))
