@@ -70,7 +70,8 @@ def test_tags_are_as_configured(deployed: Server) -> None:
         tags = {
             t["Key"]: t["Value"] for t in sm.describe_secret(SecretId=naming.secret_name("staging", s.path))["Tags"]
         }
-        assert tags == {"managed-by": "pulumi/secrets-migration", "namespace": "staging", "env-key": key}
+        readers = {f"read-{service}": "true" for service in s.readers}
+        assert tags == {"managed-by": "pulumi/secrets-migration", "namespace": "staging", "env-key": key, **readers}
 
 
 def test_recovery_window_is_what_a_delete_uses(deployed: Server) -> None:
