@@ -336,13 +336,21 @@ def configure(stack: Any, plan: Plan, env: Mapping[str, EnvEntry], manifest_path
 def run_verify(plan: Plan, args: argparse.Namespace) -> int:
     """`python -m components verify` in-process, comparing every value with the .env by SHA-256."""
     from components import verify
-    from components.cli import build_parser as cli_parser
+    from components.verify.options import aws_region_from_environment, vault_tls_from_environment
 
-    argv = ["verify", "--backend", plan.backend, "--namespace", plan.namespace]
-    argv += ["--manifest", str(args.manifest), "--env-file", str(args.env_file)]
-    if plan.backend == "vault":
-        argv += ["--vault-mount", plan.mount]
-    return verify.run(cli_parser().parse_args(argv))
+    env = os.environ  # VAULT_ADDR / VAULT_TOKEN are set for this call by `environment(conn.env)`
+    options = verify.VerifyOptions(
+        backend="vault" if plan.backend == "vault" else "aws",
+        namespace=plan.namespace,
+        manifest=args.manifest,
+        env_file=args.env_file,
+        vault_addr=env.get("VAULT_ADDR", ""),
+        vault_token=env.get("VAULT_TOKEN", ""),
+        vault_mount=plan.mount,
+        vault_tls_verify=vault_tls_from_environment(env),
+        aws_region=aws_region_from_environment(env),
+    )
+    return verify.run(options)
 
 
 def migrate(args: argparse.Namespace, plan: Plan, env: Mapping[str, EnvEntry], conn: Connection) -> int:
