@@ -472,3 +472,24 @@ def test_layout_of_a_service_without_secrets_has_no_policy() -> None:
     plan = layout(manifest, "vault", "staging")
     assert plan.policy_of("idle") is None
     assert vault_service_policy_hcl("staging", ["secret/data/staging/a/token"]).count("path ") == 1
+
+
+def test_a_request_that_timed_out_is_named_even_if_the_deadline_fires_later() -> None:
+    """A read's own timeout and the deadline fire together; the line names the read, not whatever
+    else happens to be in flight when the caller gives up."""
+    deadline = Deadline(0.3, "VaultConnectionError", "Vault", "http://127.0.0.1:1")
+    release = threading.Event()
+
+    def read() -> None:
+        with deadline.doing("reading secret/staging/redis/password"):
+            time.sleep(0.2)
+        raise deadline.timed_out("reading secret/staging/redis/password")
+
+    def other() -> None:
+        time.sleep(0.1)
+        with deadline.doing("reading sys/auth"):
+            release.wait(5)
+
+    with pytest.raises(CannotCheck, match=r"\(reading secret/staging/redis/password\)$"):
+        within(deadline, lambda: parallel(lambda f: f(), [read, other], 2))
+    release.set()

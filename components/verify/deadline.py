@@ -46,6 +46,7 @@ class Deadline:
         self._in_flight: dict[int, tuple[float, str]] = {}
         self._ids = itertools.count()
         self._last = "starting"
+        self._first_timeout: str | None = None
 
     def remaining(self) -> float:
         return max(0.0, self.ends - time.monotonic())
@@ -90,8 +91,10 @@ class Deadline:
             sock.shutdown(socket.SHUT_RDWR)
 
     def waiting_for(self) -> str:
-        """The oldest request still in flight, else the last one started."""
+        """The first request that timed out, else the oldest still in flight, else the last one started."""
         with self._lock:
+            if self._first_timeout:
+                return self._first_timeout
             if self._in_flight:
                 return min(self._in_flight.values())[1]
             return self._last
@@ -103,6 +106,11 @@ class Deadline:
         )
 
     def timed_out(self, what: str | None = None) -> CannotCheck:
+        """The error for a request that got no answer in time (a request's own read timeout and the
+        deadline fire together: whichever comes first, the line names the request that timed out)."""
+        if what:
+            with self._lock:
+                self._first_timeout = self._first_timeout or what
         return CannotCheck(self.message(what))
 
 

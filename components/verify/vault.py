@@ -392,35 +392,68 @@ class VaultChecker:
                     if spot
                 ], []
             return [], [f"AppRole roles not checked: no AppRole auth mount at auth/{mount}/ ({REQUIRE_APPROLE})"]
-        found = parallel(lambda s: self.role(mount, naming.approle_role(self.plan.namespace, s)), self.plan.services, 4)
-        if mode == "auto" and not any(found):
+        accessor = str(((mounts.get("data") or mounts).get(f"{mount}/") or {}).get("accessor", ""))
+        names = [naming.approle_role(self.plan.namespace, s) for s in self.plan.services]
+        found = parallel(lambda role: self.role(mount, accessor, role), names, 4)
+        if mode == "auto" and not any(data is not None for data, _ in found):
             return [], [
                 f"AppRole roles not checked: no role of namespace {self.plan.namespace} in auth/{mount}/ "
                 f"({REQUIRE_APPROLE})"
             ]
         rows = [
-            judge_role(service, naming.approle_role(self.plan.namespace, service), spot, data)
-            for (service, spot), data in zip(services, found, strict=True)
+            judge_role(service, role, spot, data, identity)
+            for (service, spot), role, (data, identity) in zip(services, names, found, strict=True)
             if spot or data is not None
         ]
         return rows, []
 
-    def role(self, mount: str, role: str) -> dict[str, Any] | None:
+    def role(self, mount: str, accessor: str, role: str) -> tuple[dict[str, Any] | None, list[str]]:
+        """(the role's settings or None, the policies its logins also get from their identity entity)."""
         import hvac
 
         path = f"auth/{mount}/role/{role}"
         try:
-            answer = self.call(f"reading {path}", lambda: self.client.read(path))
+            answer = self.call(f"reading {path}", lambda: self.client.auth.approle.read_role(role, mount_point=mount))
+            role_id = self.call(
+                f"reading {path}/role-id", lambda: self.client.auth.approle.read_role_id(role, mount_point=mount)
+            )["data"]["role_id"]
         except hvac.exceptions.Forbidden:
             raise CannotCheck(f"permission denied: VAULT_TOKEN cannot read {path}") from None
         except hvac.exceptions.InvalidPath:
-            return None
-        return answer.get("data") if isinstance(answer, dict) else None
+            return None, []
+        return answer.get("data"), self.identity_policies(role_id, accessor)
+
+    def identity_policies(self, role_id: str, accessor: str) -> list[str]:
+        """Policies Vault adds to every login through this role: its identity entity's own and its groups'
+        (AppRole logins share one entity per role, created at the first login; none before)."""
+        import hvac
+
+        identity = self.client.secrets.identity
+        try:
+            entity = self.call(
+                "looking up the role's identity entity",
+                lambda: identity.lookup_entity(alias_name=role_id, alias_mount_accessor=accessor),
+            )
+            if not isinstance(entity, dict):  # 204: no login yet, no entity
+                return []
+            data = entity["data"]
+            found = [f"{p} (entity {data['id']})" for p in data.get("policies") or []]
+            for group_id in sorted({*(data.get("group_ids") or []), *(data.get("inherited_group_ids") or [])}):
+                group = self.call(f"reading identity group {group_id}", partial(identity.read_group, group_id))
+                found += [f"{p} (group {group['data']['name']})" for p in group["data"].get("policies") or []]
+        except hvac.exceptions.Forbidden:
+            raise CannotCheck(
+                "permission denied: VAULT_TOKEN cannot look up the AppRole logins' identity "
+                "(identity/lookup/entity, identity/group/id/*; or pass --no-approle)"
+            ) from None
+        return found
 
 
-def judge_role(service: str, role: str, spot: PolicySpot | None, data: dict[str, Any] | None) -> RoleResult:
+def judge_role(
+    service: str, role: str, spot: PolicySpot | None, data: dict[str, Any] | None, identity: Sequence[str] = ()
+) -> RoleResult:
     """A role must log in to exactly its service's read policy: token_policies == [it], no default
-    policy, a secret_id required, and no legacy `policies` field."""
+    policy, a secret_id required, no legacy `policies` field, and no identity policies on its logins."""
     if data is None:
         return RoleResult(service, role, "DENIED", "role does not exist")
     if spot is None:
@@ -436,6 +469,8 @@ def judge_role(service: str, role: str, spot: PolicySpot | None, data: dict[str,
         found.over.append("its tokens also get the default policy (token_no_default_policy is not true)")
     if data.get("bind_secret_id") is not True:
         found.over.append("logs in without a secret_id (bind_secret_id is not true)")
+    if identity:
+        found.over.append(f"its logins also get {listing(identity)} through their identity")
     if spot.name not in policies:
         found.denied.append(f"token_policies lack {spot.name}")
     status, detail = found.verdict(f"logs in with exactly {spot.name}")
