@@ -15,7 +15,11 @@ import hvac
 import pytest
 
 from components import naming
+from components.layout import layout
 from components.manifest import dump, from_data, load
+from components.verify.deadline import Deadline
+from components.verify.options import VerifyOptions
+from components.verify.vault import VaultChecker
 from tests.conftest import REPO
 from tests.live.conftest import Outcome, deploy_vault, run_cli, unique_namespace
 from tests.live.servers import BaoServer, Server, clean_env, free_port, start_bao
@@ -333,6 +337,49 @@ def test_a_token_with_an_entity_gives_the_same_verdicts(bao: BaoServer, root_cli
     assert rows(drifted)[1] == rows(as_root)[1] == expected
     assert details(drifted) == details(as_root)
     assert "sys/capabilities also shows read on ALPACA_API_KEY_ID" in details(drifted)[SERVICE]
+
+
+def test_a_probe_token_with_an_entity_skips_the_probes_and_says_so(bao: BaoServer, root_client: hvac.Client) -> None:
+    """Orphans carry no entity on OpenBao; should a probe token still have one (another Vault version), its
+    answers would include the entity's policies. Here a real token with an entity (a token role with an
+    entity alias) stands in for such a server: the probes are skipped, the detail says so, and the
+    verdict still comes from the text."""
+    namespace = deploy(bao)
+    role, alias = f"{namespace}-probe", f"{namespace}-alias"
+    plan = layout(MANIFEST, "vault", namespace)
+    root_client.write(
+        f"auth/token/roles/{role}",
+        allowed_policies=[p.name for p in plan.policies],
+        allowed_entity_aliases=[alias],
+        orphan=True,
+        token_no_default_policy=True,
+    )
+
+    class EntityProbes(VaultChecker):
+        def probe_token(self, policy: str) -> tuple[str, str]:
+            created = self.client.auth.token.create(
+                policies=[policy], ttl="2m", role_name=role, entity_alias=alias, no_default_policy=True
+            )["auth"]
+            return str(created["client_token"]), str(created["entity_id"])
+
+    options = VerifyOptions(
+        backend="vault", namespace=namespace, vault_addr=bao.url, vault_token=bao.token, approle="off"
+    )
+    checker = EntityProbes(options, plan, Deadline(60, "VaultConnectionError", "Vault", bao.url))
+    checker.preflight()
+    right = checker.check_policy(SERVICE)
+    assert right.status == "OK"
+    assert "sys/capabilities probes skipped: the probe token belongs to identity entity" in right.detail
+    policy = naming.vault_service_policy(namespace, SERVICE)
+    current = root_client.sys.read_acl_policy(policy)["data"]["policy"]
+    root_client.sys.create_or_update_acl_policy(
+        name=policy, policy=current + '\npath "secret/data/prod/*" { capabilities = ["read"] }'
+    )
+    wide = checker.check_policy(SERVICE)
+    assert wide.status == "OVER-GRANTED"
+    assert wide.detail.startswith(
+        'rules beyond its grants: path "secret/data/prod/*" [read]; sys/capabilities probes skipped'
+    )
 
 
 # --- AppRole roles (issue 11) ------------------------------------------------------------------------------
