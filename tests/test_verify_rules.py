@@ -178,7 +178,7 @@ def listed(kms: str | None = None, **extra_tags: dict[str, str]) -> tuple[Listed
 
 
 def namespace(secrets: tuple[ListedSecret, ...]) -> Namespace:
-    return Namespace("staging", PREFIX, secrets, {s.name: s.key for s in AWS.secrets})
+    return Namespace("staging", PATTERN, secrets, {s.name: s.key for s in AWS.secrets})
 
 
 SVC = "signal-service"

@@ -15,6 +15,7 @@ from typing import Any
 
 from components import naming
 from components.layout import Layout, SecretSpot
+from components.policies import secret_arn_pattern
 from components.verify.aws_rules import ListedSecret, Namespace, judge_policy
 from components.verify.deadline import Deadline, call, parallel
 from components.verify.options import VerifyOptions
@@ -187,14 +188,13 @@ class AwsChecker:
         return answer["PolicyVersion"]["Document"]
 
 
-def arn_prefix(listed: list[ListedSecret], policy_arns: list[str], region: str) -> str:
-    """`arn:<partition>:secretsmanager:<region>:<account>:secret:` from a secret's ARN, else a policy's."""
+def namespace_pattern(namespace: str, listed: list[ListedSecret], policy_arns: list[str], region: str) -> str:
+    """`arn:...:secret:<ns>/*` as the program writes it, from a secret's ARN (the program's own way); with
+    no secret left, from a policy's partition and account and the region verify talks to."""
     if listed:
-        return listed[0].arn.split(":secret:", 1)[0] + ":secret:"
-    if policy_arns:
-        partition, account = policy_arns[0].split(":")[1], policy_arns[0].split(":")[4]
-        return f"arn:{partition}:secretsmanager:{region}:{account}:secret:"
-    return ""
+        return secret_arn_pattern(listed[0].arn, namespace)
+    partition, account = (policy_arns[0].split(":")[i] for i in (1, 4)) if policy_arns else ("aws", "000000000000")
+    return secret_arn_pattern(f"arn:{partition}:secretsmanager:{region}:{account}:secret:x-AbCdEf", namespace)
 
 
 def aws_report(options: VerifyOptions, plan: Layout, expected: dict[str, str] | None, deadline: Deadline) -> Report:
@@ -218,7 +218,7 @@ def aws_report(options: VerifyOptions, plan: Layout, expected: dict[str, str] | 
     )
     ns = Namespace(
         plan.namespace,
-        arn_prefix(listed, [by_name[n][0] for n in present], checker.region),
+        namespace_pattern(plan.namespace, listed, [by_name[n][0] for n in present], checker.region),
         tuple(listed),
         {s.name: s.key for s in plan.secrets},
     )

@@ -47,19 +47,17 @@ class Namespace:
     """What a policy is judged against: the namespace's secrets as they are, and the manifest's keys."""
 
     namespace: str
-    arn_prefix: str
-    """`arn:aws:secretsmanager:us-east-1:123456789012:secret:`"""
+    pattern: str
+    """Every secret of the namespace, as the program's policies name it (`policies.secret_arn_pattern`):
+    `arn:aws:secretsmanager:us-east-1:123456789012:secret:staging/*`."""
     secrets: tuple[ListedSecret, ...]
     key_of: Mapping[str, str]
     """Secret name -> env key, for the manifest's secrets."""
 
     @property
     def secret_prefix(self) -> str:
-        return f"{self.arn_prefix}{naming.secret_name(self.namespace, '')}"
-
-    @property
-    def pattern(self) -> str:
-        return self.secret_prefix + "*"
+        """What every ARN of the namespace starts with: the pattern without its final `*`."""
+        return self.pattern.removesuffix("*")
 
     @cached_property
     def kms_keys(self) -> frozenset[str]:
