@@ -75,11 +75,13 @@ def test_timeout_must_be_positive(capsys: pytest.CaptureFixture[str], value: str
     assert line == "error: --timeout must be a positive number of seconds"
 
 
-def test_timeout_defaults_to_two_minutes() -> None:
+def test_cli_defaults_are_the_options_defaults() -> None:
+    """cli.py spells them out so `--help` does not import the verify package; they must agree."""
     from components.cli import build_parser
+    from components.verify.options import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT
 
     args = build_parser().parse_args(["verify", "--backend", "vault", "--namespace", "staging"])
-    assert args.timeout == 120
+    assert (args.timeout, args.concurrency) == (DEFAULT_TIMEOUT, DEFAULT_CONCURRENCY) == (120, 32)
 
 
 def test_approle_flags_exclude_each_other(capsys: pytest.CaptureFixture[str]) -> None:
