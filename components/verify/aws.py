@@ -50,7 +50,7 @@ class AwsChecker:
         if not session.region_name:
             raise CannotCheck(f"{ERROR}: no AWS region (set AWS_REGION or AWS_DEFAULT_REGION)")
         connect, read = deadline.timeouts()
-        config = Config(
+        self.config = Config(
             max_pool_connections=options.concurrency,
             retries={"max_attempts": 2, "mode": "standard"},
             connect_timeout=connect,
@@ -59,8 +59,7 @@ class AwsChecker:
         self.deadline = deadline
         self.region = str(session.region_name)
         self.workers = options.concurrency
-        self.sm = session.client("secretsmanager", config=config)
-        self.iam = session.client("iam", config=config)
+        self.sm = session.client("secretsmanager", config=self.config)
         self.endpoint = str(self.sm.meta.endpoint_url)
         deadline.address = self.endpoint
         self.batch_denied = False
@@ -169,23 +168,33 @@ class AwsChecker:
                 return listed
             kwargs["NextToken"] = page["NextToken"]
 
-    def policies(self) -> dict[str, tuple[str, str]]:
-        """Customer-managed policy name -> (ARN, default version id)."""
-        out: dict[str, tuple[str, str]] = {}
+    def policies(self, names: list[str]) -> tuple[dict[str, Any], list[str]]:
+        """({policy name: its default version's document} for those of `names` that exist, their ARNs).
+
+        Runs alongside the reads; its IAM client (whose model takes ~0.1 s to load) is built here, from a
+        session of its own (boto3 sessions are not shared between threads)."""
+        import boto3
+
+        iam = boto3.session.Session(region_name=self.region).client("iam", config=self.config)
+        found: dict[str, tuple[str, str]] = {}
         kwargs: dict[str, Any] = {"Scope": "Local"}
         while True:
-            page = self.call("iam:ListPolicies", self.iam.list_policies, **kwargs)
-            for p in page.get("Policies", []):
-                out[p["PolicyName"]] = (p["Arn"], p["DefaultVersionId"])
+            page = self.call("iam:ListPolicies", iam.list_policies, **kwargs)
+            found.update({p["PolicyName"]: (p["Arn"], p["DefaultVersionId"]) for p in page.get("Policies", [])})
             if not page.get("IsTruncated"):
-                return out
+                break
             kwargs["Marker"] = page["Marker"]
-
-    def document(self, name: str, arn: str, version: str) -> Any:
-        answer = self.call(
-            f"iam:GetPolicyVersion on {name}", self.iam.get_policy_version, PolicyArn=arn, VersionId=version
-        )
-        return answer["PolicyVersion"]["Document"]
+        documents = {
+            name: self.call(
+                f"iam:GetPolicyVersion on {name}",
+                iam.get_policy_version,
+                PolicyArn=found[name][0],
+                VersionId=found[name][1],
+            )["PolicyVersion"]["Document"]
+            for name in names
+            if name in found
+        }
+        return documents, [found[n][0] for n in documents]
 
 
 def namespace_pattern(namespace: str, listed: list[ListedSecret], policy_arns: list[str], region: str) -> str:
@@ -201,24 +210,18 @@ def aws_report(options: VerifyOptions, plan: Layout, expected: dict[str, str] | 
     checker = AwsChecker(options, deadline)
     prefix = naming.secret_name(plan.namespace, "")
     chunks = [plan.secrets[i : i + BATCH_SIZE] for i in range(0, len(plan.secrets), BATCH_SIZE)]
-    tasks: list[Callable[[], Any]] = [checker.policies, partial(checker.namespace_secrets, prefix)]
+    names = {s: plan.policy_name(s) for s in [*plan.services, None]}
+    tasks: list[Callable[[], Any]] = [
+        partial(checker.policies, list(names.values())),
+        partial(checker.namespace_secrets, prefix),
+    ]
     tasks += [partial(checker.fetch_chunk, c) for c in chunks]
-    by_name, listed, *fetched_chunks = parallel(call, tasks, checker.workers)
+    (documents, policy_arns), listed, *fetched_chunks = parallel(call, tasks, checker.workers)
     fetched = [f for chunk in fetched_chunks for f in chunk]
     rows = [secret_result(s, f, expected) for s, f in zip(plan.secrets, fetched, strict=True)]
-
-    names = {s: plan.policy_name(s) for s in [*plan.services, None]}
-    present = [n for n in names.values() if n in by_name]
-    documents = dict(
-        zip(
-            present,
-            parallel(lambda n: checker.document(n, *by_name[n]), present, checker.workers),
-            strict=True,
-        )
-    )
     ns = Namespace(
         plan.namespace,
-        namespace_pattern(plan.namespace, listed, [by_name[n][0] for n in present], checker.region),
+        namespace_pattern(plan.namespace, listed, policy_arns, checker.region),
         tuple(listed),
         {s.name: s.key for s in plan.secrets},
     )
