@@ -38,15 +38,18 @@ sys.path.insert(0, str(REPO))
 import boto3  # noqa: E402
 import hvac  # noqa: E402
 
-from components import naming, verify  # noqa: E402
-from components.cli import build_parser  # noqa: E402
+from components import verify  # noqa: E402
+from components.layout import layout  # noqa: E402
 from components.manifest import Manifest, Secret, dump  # noqa: E402
 from components.policies import (  # noqa: E402
-    iam_read_policy_json,
+    iam_json,
+    iam_read_policy,
+    iam_service_read_policy,
     secret_arn_pattern,
-    vault_namespace_policy_hcl,
-    vault_service_policy_hcl,
+    secret_tags,
+    vault_policy_hcl,
 )
+from components.verify.options import DEFAULT_CONCURRENCY, VerifyOptions  # noqa: E402
 from tests.live.servers import HOST, MOTO_ENV, BaoServer, bao_binary, free_port, start_bao, start_moto  # noqa: E402
 
 NAMESPACE = "bench"
@@ -156,26 +159,19 @@ class DelayProxy:
 
 
 def load_vault(bao: BaoServer, manifest: Manifest) -> None:
+    """The secrets and policies the program writes for this manifest (components.layout + policies)."""
     client = hvac.Client(url=bao.url, token=bao.token)
+    plan = layout(manifest, "vault", NAMESPACE)
 
-    def put(secret: Secret) -> None:
+    def put(spot: Any) -> None:
         client.secrets.kv.v2.create_or_update_secret(
-            path=naming.secret_name(NAMESPACE, secret.path),
-            secret={"value": value_of(secret.key)},
-            mount_point="secret",
+            path=spot.name, secret={"value": value_of(spot.key)}, mount_point=plan.mount
         )
 
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(put, manifest.secrets.values()))
-    for service in SERVICES:
-        paths = [s.path for s in manifest.readers_of(service)]
-        client.sys.create_or_update_acl_policy(
-            name=naming.vault_service_policy(NAMESPACE, service),
-            policy=vault_service_policy_hcl("secret", NAMESPACE, paths),
-        )
-    client.sys.create_or_update_acl_policy(
-        name=naming.vault_namespace_policy(NAMESPACE), policy=vault_namespace_policy_hcl("secret", NAMESPACE)
-    )
+        list(pool.map(put, plan.secrets))
+    for policy in plan.policies:
+        client.sys.create_or_update_acl_policy(name=policy.name, policy=vault_policy_hcl(plan, policy))
 
 
 def aws_client(url: str, service: str) -> Any:
@@ -185,62 +181,66 @@ def aws_client(url: str, service: str) -> Any:
 
 
 def load_aws(url: str, manifest: Manifest) -> None:
+    """Tagged secrets and the attribute-based policies the program writes (components.policies)."""
     sm, iam = aws_client(url, "secretsmanager"), aws_client(url, "iam")
+    plan = layout(manifest, "aws", NAMESPACE)
 
-    def put(secret: Secret) -> tuple[str, str]:
-        created = sm.create_secret(Name=naming.secret_name(NAMESPACE, secret.path), SecretString=value_of(secret.key))
-        return secret.key, created["ARN"]
+    def put(spot: Any) -> str:
+        tags = secret_tags(NAMESPACE, spot.key, spot.readers)
+        created = sm.create_secret(
+            Name=spot.name,
+            SecretString=value_of(spot.key),
+            Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+        )
+        return str(created["ARN"])
 
     with ThreadPoolExecutor(8) as pool:
-        arns = dict(pool.map(put, manifest.secrets.values()))
-    for service in SERVICES:
-        document = iam_read_policy_json([arns[s.key] for s in manifest.readers_of(service)])
-        iam.create_policy(PolicyName=naming.aws_service_policy(NAMESPACE, service), PolicyDocument=document)
-    pattern = secret_arn_pattern(next(iter(arns.values())), NAMESPACE)
-    iam.create_policy(PolicyName=naming.aws_namespace_policy(NAMESPACE), PolicyDocument=iam_read_policy_json([pattern]))
+        arns = list(pool.map(put, plan.secrets))
+    pattern = secret_arn_pattern(arns[0], NAMESPACE)
+    for policy in plan.policies:
+        document = (
+            iam_read_policy([pattern]) if policy.service is None else iam_service_read_policy(pattern, policy.service)
+        )
+        iam.create_policy(PolicyName=policy.name, PolicyDocument=iam_json(document))
 
 
 # --- the contenders ------------------------------------------------------------------------------------------
 
 
 def run_verify(backend: str, manifest_path: Path, concurrency: int, env: dict[str, str]) -> None:
-    args = argparse.Namespace(
-        backend=backend,
+    options = VerifyOptions(
+        backend="vault" if backend == "vault" else "aws",
         namespace=NAMESPACE,
         manifest=manifest_path,
-        env_file=None,
-        vault_addr=None,
-        vault_mount="secret",
-        json=False,
+        vault_addr=env.get("VAULT_ADDR", ""),
+        vault_token=env.get("VAULT_TOKEN", ""),
+        aws_region=env.get("AWS_REGION"),
         concurrency=concurrency,
     )
-    with environment(env):
-        report = verify.check(args)
+    with environment(env):  # AWS: boto3's chain reads the credentials and AWS_ENDPOINT_URL
+        report = verify.check(options)
     if not report.ok:
         raise SystemExit(f"verify found problems in the benchmark data:\n{verify.render(report)}")
 
 
 def cli_loop(bao: BaoServer, manifest: Manifest) -> None:
     """The runbook's way: one `bao kv get -field=value` process per secret, in a shell loop."""
-    paths = " ".join(
-        f"secret/{naming.secret_name(NAMESPACE, s.path)}" for s in list(manifest.secrets.values())[:CLI_SAMPLE]
-    )
+    paths = " ".join(s.location for s in layout(manifest, "vault", NAMESPACE).secrets[:CLI_SAMPLE])
     script = f'for p in {paths}; do "{bao_binary()}" kv get -field=value "$p" >/dev/null || exit 1; done'
     subprocess.run(["bash", "-c", script], env=bao.env, check=True)
 
 
 def hvac_loop(addr: str, token: str, manifest: Manifest) -> None:
     client = hvac.Client(url=addr, token=token)
-    for s in manifest.secrets.values():
-        client.secrets.kv.v2.read_secret_version(
-            path=naming.secret_name(NAMESPACE, s.path), mount_point="secret", raise_on_deleted_version=True
-        )
+    plan = layout(manifest, "vault", NAMESPACE)
+    for s in plan.secrets:
+        client.secrets.kv.v2.read_secret_version(path=s.name, mount_point=plan.mount, raise_on_deleted_version=True)
 
 
 def get_loop(url: str, manifest: Manifest) -> None:
     sm = aws_client(url, "secretsmanager")
-    for s in manifest.secrets.values():
-        sm.get_secret_value(SecretId=naming.secret_name(NAMESPACE, s.path))
+    for s in layout(manifest, "aws", NAMESPACE).secrets:
+        sm.get_secret_value(SecretId=s.name)
 
 
 # --- main ------------------------------------------------------------------------------------------------
@@ -249,11 +249,10 @@ def get_loop(url: str, manifest: Manifest) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--secrets", type=int, default=1000)
-    cli_default = build_parser().parse_args(["verify", "--backend", "vault", "--namespace", NAMESPACE]).concurrency
     parser.add_argument(
         "--concurrency",
         type=int,
-        default=cli_default,
+        default=DEFAULT_CONCURRENCY,
         help="verify's --concurrency (default: as the CLI's, %(default)s)",
     )
     opts = parser.parse_args()

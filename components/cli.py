@@ -124,9 +124,37 @@ def template_command(args: argparse.Namespace) -> int:
 
 
 def verify_command(args: argparse.Namespace) -> int:
-    from components.verify import run
+    """Builds verify's options from the flags and the environment: the one place verify reads either
+    (VAULT_ADDR, VAULT_TOKEN, Vault's TLS variables and proxy, AWS_REGION / AWS_DEFAULT_REGION)."""
+    import os
 
-    return run(args)
+    from components.verify import VerifyOptions, run
+    from components.verify.options import (
+        aws_region_from_environment,
+        vault_proxy_from_environment,
+        vault_tls_from_environment,
+    )
+
+    env = os.environ
+    vault_addr = args.vault_addr or env.get("VAULT_ADDR", "")
+    options = VerifyOptions(
+        backend=args.backend,
+        namespace=args.namespace,
+        manifest=args.manifest,
+        env_file=args.env_file,
+        vault_addr=vault_addr,
+        vault_token=env.get("VAULT_TOKEN", ""),
+        vault_mount=args.vault_mount,
+        vault_tls_verify=vault_tls_from_environment(env),
+        vault_proxy=vault_proxy_from_environment(vault_addr) if args.backend == "vault" else None,
+        approle="off" if args.no_approle else "required" if args.approle_mount else "auto",
+        approle_mount=args.approle_mount or DEFAULT_APPROLE_MOUNT,
+        aws_region=aws_region_from_environment(env),
+        concurrency=args.concurrency,
+        timeout=args.timeout,
+        json=args.json,
+    )
+    return run(options)
 
 
 def gate_command(args: argparse.Namespace) -> int:
@@ -216,6 +244,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vault-mount", default=DEFAULT_MOUNT, help="KV v2 mount (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print a JSON report (for CI)")
     p.add_argument("--concurrency", type=int, default=32, help="parallel requests (default: %(default)s)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="give up after this long for the whole run, naming what did not answer (default: %(default)g)",
+    )
+    approle = p.add_mutually_exclusive_group()
+    approle.add_argument(
+        "--approle-mount",
+        metavar="MOUNT",
+        help="Vault: require each service's AppRole role in this auth mount (default: check the roles in "
+        f"{DEFAULT_APPROLE_MOUNT}/ when the namespace has any there)",
+    )
+    approle.add_argument("--no-approle", action="store_true", help="Vault: do not check AppRole roles")
 
     p = command(
         "run",

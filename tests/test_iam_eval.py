@@ -1,10 +1,11 @@
-"""The IAM evaluator that `verify` and the live tests use: Allow/Deny, wildcards, Not- elements."""
+"""The IAM evaluator that `verify` and the live tests use: Allow/Deny, wildcards, Not- elements, and
+exactly the resource-tag conditions the project writes (anything else refused)."""
 
 import json
 
 import pytest
 
-from components.iam_eval import PolicyDocumentError, allowed_resources, allows, decide, matches
+from components.iam_eval import PolicyDocumentError, UnsupportedCondition, allowed_resources, allows, decide, matches
 
 ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:"
 KEY_ID = ARN + "staging/alpaca/api_key_id-AbCdEf"
@@ -131,3 +132,90 @@ def test_allowed_resources_is_the_allowed_subset() -> None:
 def test_malformed_documents_are_refused(doc: object) -> None:
     with pytest.raises(PolicyDocumentError):
         decide(doc, GET, KEY_ID)  # type: ignore[arg-type]
+
+
+# --- conditions: exactly the attribute-based kind this project writes; anything else is refused ----------
+
+TAG = "aws:ResourceTag/read-signal-service"
+
+
+def tagged_allow(condition: object) -> dict[str, object]:
+    return policy({"Effect": "Allow", "Action": GET, "Resource": ARN + "staging/*", "Condition": condition})
+
+
+@pytest.mark.parametrize(
+    ("label", "condition", "tags", "expected"),
+    [
+        ("tag-true", {"StringEquals": {TAG: "true"}}, {"read-signal-service": "true"}, "allow"),
+        ("tag-absent", {"StringEquals": {TAG: "true"}}, {"read-orchestrator": "true"}, "implicit-deny"),
+        ("tag-false", {"StringEquals": {TAG: "true"}}, {"read-signal-service": "false"}, "implicit-deny"),
+        ("value-case-sensitive", {"StringEquals": {TAG: "true"}}, {"read-signal-service": "True"}, "implicit-deny"),
+        ("key-case-insensitive", {"StringEquals": {TAG.lower(): "true"}}, {"Read-Signal-Service": "true"}, "allow"),
+        ("value-list-any", {"StringEquals": {TAG: ["yes", "true"]}}, {"read-signal-service": "true"}, "allow"),
+        (
+            "every-key-must-hold",
+            {"StringEquals": {TAG: "true", "aws:ResourceTag/env": "staging"}},
+            {"read-signal-service": "true", "env": "prod"},
+            "implicit-deny",
+        ),
+        ("no-tags", {"StringEquals": {TAG: "true"}}, {}, "implicit-deny"),
+    ],
+)
+def test_resource_tag_conditions_are_evaluated(
+    label: str, condition: object, tags: dict[str, str], expected: str
+) -> None:
+    assert decide(tagged_allow(condition), GET, DB, tags) == expected
+
+
+def test_a_conditional_deny_applies_only_where_it_holds() -> None:
+    doc = policy(
+        allow(GET, ARN + "staging/*"),
+        {"Effect": "Deny", "Action": GET, "Resource": "*", "Condition": {"StringEquals": {"aws:ResourceTag/x": "1"}}},
+    )
+    assert decide(doc, GET, DB, {"x": "1"}) == "explicit-deny"
+    assert decide(doc, GET, DB, {"x": "2"}) == "allow"
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        {"StringLike": {TAG: "t*"}},
+        {"StringEqualsIfExists": {TAG: "true"}},
+        {"ForAnyValue:StringEquals": {TAG: "true"}},
+        {"StringNotEquals": {TAG: "false"}},
+        {"StringEquals": {"aws:PrincipalTag/team": "a"}},
+        {"StringEquals": {"aws:SourceVpc": "vpc-1"}},
+        {"StringEquals": {"aws:ResourceTag/": "true"}},
+        {"StringEquals": {TAG: "${aws:username}"}},
+        {"StringEquals": {TAG: 1}},
+        {"Bool": {"aws:SecureTransport": "true"}},
+        {},
+        "StringEquals",
+    ],
+    ids=lambda c: str(c)[:40],
+)
+def test_any_other_condition_is_refused_not_assumed(condition: object) -> None:
+    with pytest.raises(UnsupportedCondition):
+        decide(tagged_allow(condition), GET, DB, {"read-signal-service": "true"})
+
+
+def test_a_tag_condition_without_the_resources_tags_is_refused() -> None:
+    with pytest.raises(UnsupportedCondition, match="needs the resource's tags"):
+        allows(tagged_allow({"StringEquals": {TAG: "true"}}), GET, DB)
+    # A statement the request does not reach needs no tags.
+    assert not allows(tagged_allow({"StringEquals": {TAG: "true"}}), GET, PROD)
+
+
+def test_tags_differing_only_in_case_are_ambiguous() -> None:
+    with pytest.raises(UnsupportedCondition, match="differing in case"):
+        decide(
+            tagged_allow({"StringEquals": {TAG: "true"}}),
+            GET,
+            DB,
+            {"read-signal-service": "true", "READ-signal-service": "x"},
+        )
+
+
+def test_allowed_resources_takes_each_resources_tags() -> None:
+    doc = tagged_allow({"StringEquals": {TAG: "true"}})
+    assert allowed_resources(doc, GET, {KEY_ID: {"read-signal-service": "true"}, DB: {}}) == {KEY_ID}
