@@ -101,7 +101,8 @@ VALUE_ERRORS = [
     (
         "unknown command",
         [CANARY],
-        "argument COMMAND: invalid choice (choose from 'derive', 'check', 'template', 'verify', 'run', 'gate', 'adopt')",
+        "argument COMMAND: invalid choice "
+        "(choose from 'derive', 'check', 'template', 'verify', 'run', 'gate', 'adopt')",
     ),
     # Abbreviations are off: `--vault=X` is not "ambiguous: --vault=X could match ...", and a future
     # `--token-file` could never swallow `--tok X`.

@@ -278,6 +278,30 @@ AWS_CASES: list[tuple[str, dict[str, Any], tuple[ListedSecret, ...], str, str]] 
     ),
     ("no-tagging-deny-gone", {**GOOD, "Statement": GOOD["Statement"][:1]}, listed(), "OVER-GRANTED", "TagResource"),
     (
+        "batch-widened-with-get",
+        with_statement(
+            GOOD, {"Effect": "Allow", "Action": ["secretsmanager:BatchGetSecretValue", GET], "Resource": "*"}
+        ),
+        listed(),
+        "OVER-GRANTED",
+        "must stand alone",
+    ),
+    (
+        "batch-with-a-condition",
+        with_statement(
+            GOOD,
+            {
+                "Effect": "Allow",
+                "Action": "secretsmanager:BatchGetSecretValue",
+                "Resource": "*",
+                "Condition": {"StringEquals": {"aws:ResourceTag/read-other": "true"}},
+            },
+        ),
+        listed(),
+        "OVER-GRANTED",
+        "must stand alone",
+    ),
+    (
         "principal",
         with_statement(GOOD, {"Effect": "Deny", "Action": GET, "Resource": "*", "Principal": "*"}),
         listed(),

@@ -21,7 +21,7 @@ from functools import cached_property
 from typing import Any
 
 from components import iam_eval, naming
-from components.policies import KMS_DECRYPT, SECRET_READ_ACTIONS, TAG_ACTIONS
+from components.policies import BATCH_READ, KMS_DECRYPT, SECRET_READ_ACTIONS, TAG_ACTIONS
 from components.verify.report import Findings, listing
 
 STATEMENT_KEYS = frozenset({"Sid", "Effect", "Action", "Resource", "Condition"})
@@ -115,6 +115,12 @@ def statement_problems(statement: Mapping[str, Any], index: int, service: str | 
         return problems
     actions = [a.lower() for a in _strings(statement.get("Action"))]
     resources = _strings(statement.get("Resource"))
+    if BATCH_READ.lower() in actions:
+        # Grants nothing by itself (AWS authorizes each secret of a batch against GetSecretValue), and it
+        # exists only on Resource "*"; anything more in the same statement is judged as an over-grant.
+        if set(actions) != {BATCH_READ.lower()} or resources != ["*"] or "Condition" in statement:
+            problems.append(f'{label}: {BATCH_READ} must stand alone on Resource "*", without a condition')
+        return problems
     beyond = [a for a in actions if a not in READ and a != KMS_DECRYPT.lower()]
     if beyond:
         problems.append(f"{label} allows {listing(beyond)} beyond the read actions")

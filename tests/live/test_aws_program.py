@@ -49,6 +49,17 @@ def arns_by_key(moto: Server, namespace: str) -> dict[str, str]:
     }
 
 
+def tags_by_arn(moto: Server, *namespaces: str) -> dict[str, dict[str, str]]:
+    """Every secret of the namespaces with its real tags (what a tag-conditioned policy is judged on)."""
+    sm = client(moto, "secretsmanager")
+    found: dict[str, dict[str, str]] = {}
+    for namespace in namespaces:
+        for key in arns_by_key(moto, namespace).values():
+            described = sm.describe_secret(SecretId=key)
+            found[described["ARN"]] = {t["Key"]: t["Value"] for t in described.get("Tags", [])}
+    return found
+
+
 def policy_document(moto: Server, name: str) -> dict[str, Any]:
     iam = client(moto, "iam")
     arn = f"arn:aws:iam::123456789012:policy/{name}"
@@ -86,16 +97,17 @@ def test_recovery_window_is_what_a_delete_uses(deployed: Server) -> None:
 
 
 @pytest.mark.parametrize("service", MANIFEST.services)
-def test_service_policy_allows_exactly_its_secret_arns(deployed: Server, service: str) -> None:
+def test_service_policy_reads_exactly_its_secrets_by_their_tags(deployed: Server, service: str) -> None:
+    """Evaluated on the secrets as moto holds them (both namespaces, real tags): exactly its own."""
     document = policy_document(deployed, naming.aws_service_policy("staging", service))
     assert parliament.analyze_policy_string(json.dumps(document)).findings == []
-    staging, prod = arns_by_key(deployed, "staging"), arns_by_key(deployed, "prod")
+    staging = arns_by_key(deployed, "staging")
     own = {staging[s.key] for s in MANIFEST.readers_of(service)}
-    everything = set(staging.values()) | set(prod.values())
+    everything = tags_by_arn(deployed, "staging", "prod")
     assert iam_eval.allowed_resources(document, GET, everything) == own
-    for arn in own:
-        assert not iam_eval.allows(document, "secretsmanager:PutSecretValue", arn)
-        assert not iam_eval.allows(document, "secretsmanager:DeleteSecret", arn)
+    for arn, tags in everything.items():
+        for action in ("secretsmanager:PutSecretValue", "secretsmanager:DeleteSecret", "secretsmanager:TagResource"):
+            assert not iam_eval.allows(document, action, arn, tags)
 
 
 def test_namespace_policy_covers_the_namespace_only(deployed: Server) -> None:

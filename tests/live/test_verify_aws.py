@@ -162,6 +162,12 @@ GET = "secretsmanager:GetSecretValue"
 READ_TAG = f"read-{SVC}"
 # (label, the drift, the service whose row must change, its status, a phrase of its detail)
 Drift = Callable[[Server], AbstractContextManager[None]]
+
+
+def _index(document: dict[str, Any], sid: str) -> int:
+    return next(i for i, statement in enumerate(document["Statement"]) if statement.get("Sid") == sid)
+
+
 DRIFTS: list[tuple[str, Drift, str, str, str]] = [
     (
         "extra-statement-prod",
@@ -217,7 +223,7 @@ DRIFTS: list[tuple[str, Drift, str, str, str]] = [
     ),
     (
         "tagging-allowed",
-        lambda m: policy_changed(m, SVC_POLICY, lambda d: d["Statement"].pop(1)),
+        lambda m: policy_changed(m, SVC_POLICY, lambda d: d["Statement"].pop(_index(d, "NoTagChanges"))),
         SVC,
         "OVER-GRANTED",
         "does not deny secretsmanager:TagResource",
