@@ -1,9 +1,9 @@
-# `make setup` once, then `make test`. Everything installs into .venv (the same venv Pulumi uses).
+# `make setup` once, then `make demo` (the main job) and `make test`. Everything installs into .venv (the same venv Pulumi uses).
 VENV   ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test lint fmt bench clean
+.PHONY: setup demo test lint fmt bench clean
 
 setup: $(STAMP)
 
@@ -12,6 +12,10 @@ $(STAMP): requirements.txt
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet -r requirements.txt
 	touch $@
+
+# The main job end to end: a throwaway OpenBao, the local stack deployed, verify. KEEP=1 keeps the server up.
+demo: setup
+	$(PYTHON) -m components demo $(if $(KEEP),--keep)
 
 test: setup
 	$(PYTHON) -m pytest $(ARGS)

@@ -50,7 +50,7 @@ from components.policies import (  # noqa: E402
     vault_policy_hcl,
 )
 from components.verify.options import DEFAULT_CONCURRENCY, VerifyOptions  # noqa: E402
-from tests.live.servers import HOST, MOTO_ENV, BaoServer, bao_binary, free_port, start_bao, start_moto  # noqa: E402
+from components.engine.servers import HOST, MOTO_ENV, BaoServer, bao_binary, free_port, start_bao, start_moto  # noqa: E402
 
 NAMESPACE = "bench"
 SERVICES = ("signal-service", "execution-gateway", "orchestrator", "market-data-service", "risk-manager")

@@ -175,6 +175,12 @@ def adopt_command(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def demo_command(args: argparse.Namespace) -> int:
+    from components.demo import run
+
+    return run(args)
+
+
 def _manifest_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST, help="manifest file (default: %(default)s)")
 
@@ -306,6 +312,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="allow deleting or replacing this secret path, logical name or (old names) env key (repeat)",
     )
+
+    p = command(
+        "demo",
+        demo_command,
+        "deploy the local stack to a throwaway OpenBao dev server and verify it (make demo)",
+        "The main job end to end: start an OpenBao dev server on a free 127.0.0.1 port, deploy the `local` "
+        "stack from examples/.env.example (with `pulumi up` when the Pulumi CLI is installed, else through the "
+        "project's engine, and it says which), run verify, and stop the server. Exit 0 only when verify is OK.",
+    )
+    p.add_argument("--keep", action="store_true", help="keep the server up until Enter, to look around")
 
     p = command(
         "adopt",
