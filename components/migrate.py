@@ -29,8 +29,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -38,6 +37,7 @@ from typing import cast
 from components import naming
 from components.derive import problems
 from components.envfile import read_env
+from components.environ import environment
 from components.errors import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_OK, InputError
 from components.layout import BACKEND_NAMES, Backend, Layout
 from components.manifest import DEFAULT_MANIFEST, Manifest, load
@@ -308,21 +308,6 @@ def up(plan: Plan, vault_env: Mapping[str, str]) -> int:
     except FileNotFoundError:
         raise CliMissing(NO_CLI) from None
     return done.returncode
-
-
-@contextmanager
-def environment(values: Mapping[str, str]) -> Iterator[None]:
-    """Set environment variables for the `with` block only (verify reads VAULT_ADDR / VAULT_TOKEN)."""
-    before = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, old in before.items():
-            if old is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = old
 
 
 def verify_stack(plan: Plan) -> int:

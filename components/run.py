@@ -40,6 +40,7 @@ from urllib.parse import urlsplit
 
 from components import naming
 from components.envfile import EnvEntry, read_env
+from components.environ import aws_region, proxy_for, vault_tls_verify
 from components.errors import EXIT_BAD_INPUT, EXIT_OK, InputError
 from components.layout import Layout, SecretSpot, layout
 from components.manifest import load
@@ -116,27 +117,17 @@ def _tls_context() -> "ssl.SSLContext":
     """TLS as the Vault CLI configures it: VAULT_CACERT / VAULT_CAPATH, or VAULT_SKIP_VERIFY."""
     import ssl
 
-    if os.environ.get("VAULT_SKIP_VERIFY", "").lower() in ("1", "t", "true", "yes"):
+    verify = vault_tls_verify()
+    if verify is False:
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
         return context
-    return ssl.create_default_context(
-        cafile=os.environ.get("VAULT_CACERT") or None, capath=os.environ.get("VAULT_CAPATH") or None
-    )
-
-
-def _proxy_for(url: str, host: str) -> str | None:
-    """The HTTP(S)_PROXY that applies to `url` (NO_PROXY honoured), as the Vault CLI does; urllib's
-    parser is imported only when a proxy variable is set."""
-    if not any(name.lower().endswith("_proxy") for name in os.environ):
-        return None
-    import urllib.request
-
-    proxies = urllib.request.getproxies_environment()
-    if urllib.request.proxy_bypass_environment(host, proxies):  # type: ignore[attr-defined]  # not in typeshed
-        return None
-    return proxies.get(urlsplit(url).scheme)
+    if verify is True:
+        return ssl.create_default_context()
+    if os.path.isdir(verify):
+        return ssl.create_default_context(capath=verify)
+    return ssl.create_default_context(cafile=verify)
 
 
 class Vault:
@@ -154,7 +145,7 @@ class Vault:
         self.base = url.path.rstrip("/")
         self.deadline = deadline
         self.tls = _tls_context() if self.https else None
-        self.proxy = _proxy_for(self.addr, self.host)
+        self.proxy = proxy_for(self.addr)
         self.local = threading.local()
 
     def _connect(self) -> "http.client.HTTPConnection":
@@ -367,9 +358,7 @@ class Aws:
         import boto3
         from botocore.config import Config
 
-        # botocore reads AWS_DEFAULT_REGION and the profile; AWS_REGION (the newer name, set by Lambda
-        # and ECS) only through boto3's callers: pass it.
-        session = boto3.session.Session(region_name=os.environ.get("AWS_REGION") or None)
+        session = boto3.session.Session(region_name=aws_region())
         if not session.region_name:
             raise RunError("AWSSecretsManagerError: no AWS region (set AWS_REGION or AWS_DEFAULT_REGION)")
         attempts = 3

@@ -79,6 +79,8 @@ class Settings:
     aws_kms_key_id: str | None
     aws_recovery_window_in_days: int
     aws_service_roles: dict[str, str] = field(default_factory=dict)
+    aws_check_recovery_window: bool = True
+    """Ask AWS, before anything is created, whether a manifest secret is scheduled for deletion."""
 
     @property
     def is_prod(self) -> bool:
@@ -234,6 +236,7 @@ def parse_settings(raw: Mapping[str, str | None], stack: str) -> Settings:
         aws_kms_key_id=kms_key,
         aws_recovery_window_in_days=window,
         aws_service_roles={str(k): str(v) for k, v in roles.items()},
+        aws_check_recovery_window=reader.boolean("awsCheckRecoveryWindow", True),
     )
 
 
@@ -257,6 +260,7 @@ CONFIG_KEYS = (
     "awsKmsKeyId",
     "awsRecoveryWindowInDays",
     "awsServiceRoles",
+    "awsCheckRecoveryWindow",
 )
 """Every key `parse_settings` reads (`values` is read by components.values)."""
 

@@ -33,6 +33,7 @@ COMMANDS = {
     "verify": ["verify", "--backend", "vault", "--namespace", "staging"],
     "run": ["run", "--service", "api", "--backend", "vault", "--namespace", "staging"],
     "gate": ["gate", "preview.json"],
+    "demo": ["demo"],
     "adopt": ["adopt", "--backend", "vault", "--namespace", "staging"],
 }
 TOKEN_FLAGS = [
@@ -102,7 +103,7 @@ VALUE_ERRORS = [
         "unknown command",
         [CANARY],
         "argument COMMAND: invalid choice "
-        "(choose from 'derive', 'check', 'template', 'verify', 'run', 'gate', 'adopt')",
+        "(choose from 'derive', 'check', 'template', 'verify', 'run', 'gate', 'demo', 'adopt')",
     ),
     # Abbreviations are off: `--vault=X` is not "ambiguous: --vault=X could match ...", and a future
     # `--token-file` could never swallow `--tok X`.

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from components import naming
+from components.environ import aws_region
 from components.layout import layout
 from components.manifest import from_data, load
 from components.policies import (
@@ -20,7 +21,7 @@ from components.policies import (
 )
 from components.verify.aws_rules import ListedSecret, Namespace, judge_policy
 from components.verify.deadline import Deadline, Expired, parallel, within
-from components.verify.options import VerifyOptions, aws_region_from_environment
+from components.verify.options import VerifyOptions
 from components.verify.report import CannotCheck, Findings, listing
 from components.verify.vault import judge_role
 from components.verify.vault_rules import PolicyText, Rule, judge_rules, parse_policy
@@ -441,10 +442,10 @@ def test_options_problems_name_the_flag(changes: dict[str, Any], problem: str) -
 
 
 def test_aws_region_prefers_aws_region_as_the_aws_cli_does() -> None:
-    assert aws_region_from_environment({"AWS_REGION": "eu-west-2"}) == "eu-west-2"
-    assert aws_region_from_environment({"AWS_REGION": "eu-west-2", "AWS_DEFAULT_REGION": "eu-west-3"}) == "eu-west-2"
-    assert aws_region_from_environment({"AWS_DEFAULT_REGION": "eu-west-3"}) == "eu-west-3"
-    assert aws_region_from_environment({}) is None
+    assert aws_region({"AWS_REGION": "eu-west-2"}) == "eu-west-2"
+    assert aws_region({"AWS_REGION": "eu-west-2", "AWS_DEFAULT_REGION": "eu-west-3"}) == "eu-west-2"
+    assert aws_region({"AWS_DEFAULT_REGION": "eu-west-3"}) == "eu-west-3"
+    assert aws_region({}) is None
 
 
 def test_the_deadline_names_the_oldest_request_still_waiting() -> None:

@@ -42,6 +42,7 @@ from components.engine.program import (
     UnknownResourceType,
 )
 from components.engine.providers import PROVIDERS, Api, Provider, ProviderError, aws_client, provider_for
+from components.environ import environment
 
 SECRET_MASK = "[secret]"
 """How `pulumi preview --json` shows a secret."""
@@ -528,6 +529,18 @@ class Engine:
 
         return Api(vault, aws)
 
+    def program_environment(self, config: Mapping[str, str]) -> dict[str, str]:
+        """What a deploy's environment gives the program itself (it asks AWS which secrets are scheduled
+        for deletion before registering anything): the same AWS the engine's calls go to."""
+        if not self.aws_endpoint:
+            return {}
+        return {
+            "AWS_ENDPOINT_URL": self.aws_endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": config.get("aws:region") or "us-east-1",
+        }
+
     # runs ----------------------------------------------------------------------------------------------
 
     def _run(
@@ -543,9 +556,10 @@ class Engine:
         merged = prog.merged_config(stack, config, self.program.parent, use_stack_file)
         run = _Run(self, state, merged, dry_run, replace)
         try:
-            program_run = prog.run_program(
-                stack, merged, secret_keys=secret_keys, handler=run.handle, preview=dry_run, program=self.program
-            )
+            with environment(self.program_environment(merged)):
+                program_run = prog.run_program(
+                    stack, merged, secret_keys=secret_keys, handler=run.handle, preview=dry_run, program=self.program
+                )
             run.finish(program_run)
         except BaseException as e:
             failure = run.failure or e

@@ -349,6 +349,9 @@ def run_program(
     """
     project_dir = project_dir or program.parent
     merged = merged_config(stack, config, project_dir, use_stack_file)
+    if handler is None and full_key("awsCheckRecoveryWindow") not in {full_key(k) for k in config or {}}:
+        # The SDK's mocks alone have no AWS to ask which secrets are scheduled for deletion.
+        merged[full_key("awsCheckRecoveryWindow")] = "false"
     monitor = RecordingMonitor(mocks or DefaultMocks(), handler)
     # A fresh root Stack per run: set_mocks only creates one when none is set.
     runtime_settings.ROOT.set(None)

@@ -7,7 +7,6 @@ passed here (`vault_token`, kept out of `repr`).
 
 import math
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -62,26 +61,3 @@ class VerifyOptions:
         if path_problem(self.approle_mount.strip("/")):
             return "--approle-mount must be a mount path such as approle"
         return None
-
-
-def vault_tls_from_environment(environ: Mapping[str, str]) -> bool | str:
-    """TLS verification as the Vault CLI reads it: VAULT_SKIP_VERIFY, else VAULT_CACERT / VAULT_CAPATH."""
-    if environ.get("VAULT_SKIP_VERIFY", "").lower() in ("1", "true", "yes"):
-        return False
-    return environ.get("VAULT_CACERT") or environ.get("VAULT_CAPATH") or True
-
-
-def aws_region_from_environment(environ: Mapping[str, str]) -> str | None:
-    """AWS_REGION, else AWS_DEFAULT_REGION (the order of the AWS CLI v2 and SDKs); None: the profile's.
-
-    The installed botocore reads only AWS_DEFAULT_REGION, so AWS_REGION alone would be ignored.
-    """
-    return environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or None
-
-
-def vault_proxy_from_environment(vault_addr: str) -> str | None:
-    """The HTTP(S) proxy the environment names for `vault_addr` (honouring NO_PROXY), or None."""
-    import requests
-
-    scheme = vault_addr.split(":", 1)[0]
-    return requests.utils.get_environ_proxies(vault_addr).get(scheme) if vault_addr else None

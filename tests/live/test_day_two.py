@@ -14,7 +14,7 @@ import hvac
 import pytest
 
 from components import naming
-from components.engine import Engine, EngineError, PreviewFailed, UpdateFailed
+from components.engine import Engine, EngineError, PreviewFailed, StackState, UpdateFailed
 from components.manifest import Manifest, dump, load
 from tests.conftest import EXAMPLE_ENV, REPO
 from tests.live.conftest import Outcome, aws_env, legacy, run_cli, unique_namespace
@@ -124,24 +124,34 @@ def test_a_rotation_deploys_on_a_protected_aws_stack(moto: Server, tmp_path: Pat
 
 
 def test_re_adding_a_removed_aws_secret_goes_through_adopt(moto: Server, tmp_path: Path) -> None:
-    """A plain `pulumi up` fails at CreateSecret (the name is reserved for the window), after applying
-    what came before it; `adopt` refuses with the way out, and `--restore` + import + up works."""
+    """The revert of a removal inside the recovery window is refused at preview, before anything changes,
+    with the way out; without the program's check it would fail half-way through at CreateSecret (the
+    name is reserved for the window). `adopt --restore` + import + up brings the secret back."""
     namespace = unique_namespace()
     engine = Engine(aws_endpoint=moto.url)
     full = config(namespace, backend="aws", awsRecoveryWindowInDays=7)
     engine.up("staging", full)
     (tmp_path / "m.yaml").write_text(dump(without(MANIFEST, "REDIS_PASSWORD")))
     engine.up("staging", {**full, "manifest": str(tmp_path / "m.yaml")})
-    with pytest.raises(UpdateFailed, match=rf"creating Secrets Manager Secret \({namespace}/redis/password\)"):
+    before = engine.state("staging").to_json()
+    way_out = (
+        f"{namespace}/redis/password: scheduled for deletion (AWS keeps the name for the recovery window), "
+        f"so `pulumi up` cannot create it again; run `python -m components adopt --backend aws --namespace "
+        f"{namespace} --restore`, then `pulumi import --file import.json`, then `pulumi up`"
+    )
+    with pytest.raises(EngineError) as refused_at_preview:
+        engine.preview("staging", full)
+    assert str(refused_at_preview.value) == way_out
+    with pytest.raises(EngineError, match="scheduled for deletion"):
         engine.up("staging", full)
+    assert engine.state("staging").to_json() == before  # nothing half-applied
+    unchecked = Engine(aws_endpoint=moto.url, states={"staging": StackState.from_json(before)})
+    with pytest.raises(UpdateFailed, match=rf"creating Secrets Manager Secret \({namespace}/redis/password\)"):
+        unchecked.up("staging", {**full, "awsCheckRecoveryWindow": False})  # what the check prevents
     env = aws_env(moto)
     refused = run_cli(env, "adopt", "--backend", "aws", "--namespace", namespace, "--out", str(tmp_path / "i.json"))
     assert refused.code == 2 and refused.stdout == ""
-    assert refused.stderr == (
-        f"error: {namespace}/redis/password: scheduled for deletion (AWS keeps the name for the recovery window), "
-        f"so `pulumi up` cannot create it again; run `python -m components adopt --backend aws --namespace "
-        f"{namespace} --restore`, then `pulumi import --file import.json`, then `pulumi up`\n"
-    )
+    assert refused.stderr == f"error: {way_out}\n"
     restored = run_cli(
         env, "adopt", "--backend", "aws", "--namespace", namespace, "--restore", "--out", str(tmp_path / "i.json")
     )

@@ -155,7 +155,7 @@ def test_the_iam_policy_lints_clean_with_parliament() -> None:
     text = IAM_POLICY.read_text(encoding="utf-8")
     assert [f.issue for f in parliament.analyze_policy_string(text).findings] == []
     # the linter is real: a misspelled action is reported
-    typo = text.replace('"Action": "*"', '"Action": "secretsmanager:GetSecretValu"')
+    typo = text.replace('"Action": "secretsmanager:ListSecrets"', '"Action": "secretsmanager:GetSecretValu"')
     assert "UNKNOWN_ACTION" in [f.issue for f in parliament.analyze_policy_string(typo).findings]
 
 
@@ -246,7 +246,11 @@ def test_the_preview_identity_can_neither_read_a_value_nor_write(
     sm = _client("secretsmanager", enforcing_moto.url, key_id, secret)
     iam = _client("iam", enforcing_moto.url, key_id, secret)
     allowed = [name for name, call in _attempts(sm, iam).items() if not _denied(call)]
-    assert allowed == []
+    # Only the program's recovery-window check: names, tags and dates, never a value.
+    assert allowed == ["ListSecrets"]
+    listed = sm.list_secrets(IncludePlannedDeletion=True)["SecretList"]
+    assert [s["Name"] for s in listed] == ["prod/database/password"]
+    assert CANARY not in json.dumps(listed, default=str)
     # what the AWS provider calls when it configures (no permission needed, never deniable)
     identity = _client("sts", enforcing_moto.url, key_id, secret).get_caller_identity()
     assert identity["Arn"].endswith(f":user/{user.replace('+', '-')}")
