@@ -22,7 +22,7 @@ from components import naming
 from components.layout import Layout
 from components.policies import secret_tags, vault_policy_hcl
 from components.settings import AppRoleOptions
-from tests.conftest import REPO
+from tests.conftest import EXAMPLE_ENV, REPO
 from tests.live.servers import HOST, BaoServer, bao_binary
 
 PROBE = (
@@ -42,14 +42,22 @@ def probe_output(stdout: str) -> dict[str, str]:
     return dict(line.split(" ", 1) for line in stdout.splitlines())
 
 
-def provision_vault(client: hvac.Client, plan: Layout, values: Mapping[str, str], approle: AppRoleOptions) -> None:
-    """What the program declares for `plan` with AppRole on: each secret `{"value": ...}` at its path, each
-    read policy as `vault_policy_hcl` writes it, one AppRole role per service policy as
-    `components/vault_store.py` declares it.
+def deploy_for_run(bao: BaoServer, namespace: str) -> dict[str, str]:
+    """The committed manifest deployed in `namespace` by the real program through the lifecycle engine
+    (values from the example .env, AppRole on); service -> role_id, as the stack exports it (`appRoles`)."""
+    from components.engine import Engine
 
-    Written with hvac until the live engine provisions AppRole roles through the real program; then this
-    becomes `deploy_vault(bao, "staging")` and nothing else in the tests changes.
-    """
+    client = hvac.Client(url=bao.url, token=bao.token)
+    if "approle/" not in client.sys.list_auth_methods()["data"]:
+        client.sys.enable_auth_method("approle")  # once per server, as docs/run.md says: `vault auth enable approle`
+    config = {"envFile": str(EXAMPLE_ENV), "namespace": namespace, "allowNamespaceOverride": True}
+    outputs = Engine(vault_addr=bao.url, vault_token=bao.token).up("staging", config).outputs
+    return {service: str(role["roleId"]) for service, role in outputs["appRoles"].items()}
+
+
+def provision_vault(client: hvac.Client, plan: Layout, values: Mapping[str, str], approle: AppRoleOptions) -> None:
+    """What the program declares for `plan` with AppRole on, written with hvac for bench/run_check.py (a
+    benchmark of `run`, not of a deploy); the tests deploy with `deploy_for_run` instead."""
     if f"{approle.mount}/" not in client.sys.list_auth_methods()["data"]:
         client.sys.enable_auth_method("approle", path=approle.mount)
     for spot in plan.secrets:

@@ -1,7 +1,8 @@
 """`components run --backend vault` on a live OpenBao, as each service logs in with its own AppRole.
 
-The staging namespace holds what the program declares for the committed manifest (secrets with the
-example .env's values, the read policies, one AppRole role per service; `run_helpers.provision_vault`).
+The staging namespace is deployed by the real program through the lifecycle engine (secrets with the
+example .env's values, the read policies, one AppRole role per service; `run_helpers.deploy_for_run`),
+and each service logs in with the role_id the stack exports.
 Each service's secret_id is issued the documented way (`bao write -f -field=secret_id ...`) into a 0600
 file. Failures are provoked in a namespace of their own, so staging stays as deployed.
 
@@ -31,9 +32,9 @@ from tests.live.conftest import unique_namespace
 from tests.live.run_helpers import (
     PROBE,
     RecordingProxy,
+    deploy_for_run,
     issue_secret_id,
     probe_output,
-    provision_vault,
     role_id,
     run_components,
     sha256,
@@ -74,22 +75,23 @@ class Done:
 
 
 @pytest.fixture(scope="module")
-def staging(root_client: hvac.Client) -> None:
-    provision_vault(root_client, STAGING, VALUES, APPROLE)
+def staging(bao: BaoServer) -> dict[str, str]:
+    """service -> role_id, from the deployed stack's `appRoles` export."""
+    return deploy_for_run(bao, "staging")
 
 
 @pytest.fixture(scope="module")
-def secret_ids(bao: BaoServer, staging: None, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def secret_ids(bao: BaoServer, staging: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     directory = tmp_path_factory.mktemp("secret-ids")
     return {s: issue_secret_id(bao, naming.approle_role("staging", s), directory) for s in SERVICES}
 
 
 def approle_env(
-    bao: BaoServer, root_client: hvac.Client, service: str, secret_id_file: Path, **extra: str
+    bao: BaoServer, staging: dict[str, str], service: str, secret_id_file: Path, **extra: str
 ) -> dict[str, str]:
     return base_env(
         VAULT_ADDR=bao.url,
-        VAULT_ROLE_ID=role_id(root_client, naming.approle_role("staging", service)),
+        VAULT_ROLE_ID=staging[service],
         VAULT_SECRET_ID_FILE=str(secret_id_file),
         **extra,
     )
@@ -111,9 +113,9 @@ def test_secret_id_file_is_private(secret_ids: dict[str, Path]) -> None:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_each_service_gets_exactly_its_secrets(
-    bao: BaoServer, root_client: hvac.Client, secret_ids: dict[str, Path], service: str
+    bao: BaoServer, staging: dict[str, str], secret_ids: dict[str, Path], service: str
 ) -> None:
-    env = approle_env(bao, root_client, service, secret_ids[service])
+    env = approle_env(bao, staging, service, secret_ids[service])
     done = run(env, service, "staging", sys.executable, "-c", PROBE)
     assert done.code == 0, done.stderr
     assert probe_output(done.stdout) == expected_environment(service, env)
@@ -125,11 +127,11 @@ def test_each_service_gets_exactly_its_secrets(
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_on_the_wire_one_login_and_exactly_its_reads(
-    bao: BaoServer, root_client: hvac.Client, secret_ids: dict[str, Path], service: str
+    bao: BaoServer, staging: dict[str, str], secret_ids: dict[str, Path], service: str
 ) -> None:
     """Through an HTTP proxy that records every request (also proves HTTP_PROXY is honoured)."""
     with RecordingProxy(bao.url).running() as proxy:
-        env = approle_env(bao, root_client, service, secret_ids[service], HTTP_PROXY=proxy.url)
+        env = approle_env(bao, staging, service, secret_ids[service], HTTP_PROXY=proxy.url)
         done = run(env, service, "staging", extra=("--check",))
     assert done.code == 0, done.stderr
     assert proxy.requests[0].method == "POST"
@@ -179,7 +181,7 @@ def test_the_role_token_reads_nothing_else_lists_nothing_writes_nothing(
 
 
 def test_an_existing_vault_token_works_and_is_not_passed_on(
-    bao: BaoServer, root_client: hvac.Client, staging: None
+    bao: BaoServer, root_client: hvac.Client, staging: dict[str, str]
 ) -> None:
     policy = naming.vault_service_policy("staging", "orchestrator")
     token = root_client.auth.token.create(policies=[policy], no_default_policy=True, ttl="5m")["auth"]["client_token"]
@@ -214,7 +216,7 @@ def broken(bao: BaoServer, root_client: hvac.Client, tmp_path_factory: pytest.Te
     alpaca/api_key_id deleted; signal-service's policy without redis/password (the stack not re-run)."""
     namespace = unique_namespace()
     plan = layout(MANIFEST, "vault", namespace)
-    provision_vault(root_client, plan, VALUES, APPROLE)
+    deploy_for_run(bao, namespace)
     root_client.secrets.kv.v2.delete_metadata_and_all_versions(path=f"{namespace}/alpaca/api_key_id")
     narrowed = f'path "{plan.secret("DATABASE_PASSWORD").read_path}" {{ capabilities = ["read"] }}\n'
     root_client.sys.create_or_update_acl_policy(
@@ -250,9 +252,9 @@ def test_denied_secret_is_an_error_not_a_gap(broken: dict[str, object], marker: 
 
 
 def test_credentials_of_another_service_are_refused(
-    bao: BaoServer, root_client: hvac.Client, secret_ids: dict[str, Path], marker: list[str]
+    bao: BaoServer, staging: dict[str, str], secret_ids: dict[str, Path], marker: list[str]
 ) -> None:
-    env = approle_env(bao, root_client, "execution-gateway", secret_ids["execution-gateway"])
+    env = approle_env(bao, staging, "execution-gateway", secret_ids["execution-gateway"])
     line = failed(run(env, "signal-service", "staging", *marker))
     assert line == (
         "VaultPermissionError: VAULT_ROLE_ID / secret_id log in as AppRole 'staging-execution-gateway', "
@@ -269,7 +271,7 @@ def test_credentials_of_another_service_are_refused(
 )
 def test_login_refused(
     bao: BaoServer,
-    root_client: hvac.Client,
+    staging: dict[str, str],
     secret_ids: dict[str, Path],
     marker: list[str],
     tmp_path: Path,
@@ -282,7 +284,7 @@ def test_login_refused(
         file = tmp_path / "secret-id"
         file.write_text(secret_id)
         file.chmod(0o400)
-    env = approle_env(bao, root_client, "orchestrator", file)
+    env = approle_env(bao, staging, "orchestrator", file)
     line = failed(run(env, "orchestrator", "staging", *marker, extra=extra))
     mount = extra[1] if extra else "approle"
     assert line.startswith(f"VaultPermissionError: AppRole login refused at auth/{mount}/login ("), label
