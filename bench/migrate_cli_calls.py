@@ -41,6 +41,7 @@ if str(REPO) not in sys.path:  # run as a file
 
 from components import migrate  # noqa: E402
 from components.derive import env_line  # noqa: E402
+from components.environ import environment  # noqa: E402
 from components.manifest import Manifest, Secret, dump  # noqa: E402
 
 MARKER = "CANARY-"
@@ -256,20 +257,6 @@ def redirected_output(path: Path) -> Iterator[None]:
                 os.close(fd)
 
 
-@contextmanager
-def environment(**changes: str) -> Iterator[None]:
-    before = {k: os.environ.get(k) for k in changes}
-    os.environ.update(changes)
-    try:
-        yield
-    finally:
-        for name, old in before.items():
-            if old is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = old
-
-
 def verified(plan: migrate.Plan) -> int:
     print(f"(verify skipped by the bench: {len(plan.layout.secrets)} secrets)")
     return 0
@@ -311,7 +298,7 @@ def migrate_with_fake(
     path = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
     tempfile.tempdir = None  # recomputed from TMPDIR below, then restored
     started = time.perf_counter()
-    with environment(PATH=path, TMPDIR=str(tmp), FAKE_PULUMI_FAIL=fail), redirected_output(output_file):
+    with environment({"PATH": path, "TMPDIR": str(tmp), "FAKE_PULUMI_FAIL": fail}), redirected_output(output_file):
         code = migrate.main(argv, project_dir=project.dir, verify=verify)
     seconds = time.perf_counter() - started
     tempfile.tempdir = None
