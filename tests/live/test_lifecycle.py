@@ -28,7 +28,7 @@ import hvac
 import pytest
 
 from components import naming
-from components.engine import Deployment, Engine, PreviewFailed
+from components.engine import Deployment, Engine, EngineError, PreviewFailed
 from components.envfile import read_env
 from components.manifest import Manifest, Secret, dump, load
 from tests.conftest import EXAMPLE_ENV, REPO
@@ -335,10 +335,13 @@ def test_every_deploy_after_the_first(journey: Journey) -> None:
     journey.deploy(b5)
 
     # The revert: back to A. On AWS, the two secrets A has again were deleted inside their recovery window:
-    # adopt refuses (one line, nothing touched) until asked to restore them, then imports them.
+    # the program refuses the revert at preview (nothing touched) and so does adopt, until asked to restore
+    # them; then they are imported.
     if aws:
         manifest, _ = journey.files(revert)
         before = journey.snapshot()
+        with pytest.raises(EngineError, match=r"scheduled for deletion .*adopt --backend aws .* --restore"):
+            journey.preview(revert)
         refused = adopt(journey, manifest)
         assert refused.code == 2 and refused.stderr.count("\n") == 1 and "--restore" in refused.stderr
         assert journey.snapshot() == before and not (journey.folder / "import.json").exists()
