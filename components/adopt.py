@@ -202,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--namespace: {problem}")
     plan = layout(load(args.manifest), args.backend, args.namespace, args.vault_mount)
     vault = args.backend == "vault"
-    result = adopt_vault(plan, args.vault_approle_mount) if vault else adopt_aws(plan, args.restore)
+    result = adopt_vault(plan, args.approle_mount) if vault else adopt_aws(plan, args.restore)
     out: Path | None = args.out if result.found else None
     if out is not None:
         try:

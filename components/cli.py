@@ -333,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     _manifest_arg(p)
     p.add_argument("--vault-mount", default=DEFAULT_MOUNT, help="KV v2 mount (default: %(default)s)")
     p.add_argument(
-        "--vault-approle-mount", default=DEFAULT_APPROLE_MOUNT, help="AppRole auth mount (default: %(default)s)"
+        "--approle-mount", default=DEFAULT_APPROLE_MOUNT, help="AppRole auth mount (default: %(default)s)"
     )
     p.add_argument("--out", type=Path, default=Path("import.json"), help="import file (default: %(default)s)")
     p.add_argument(
