@@ -155,9 +155,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
 
 
 def test_the_manifest_has_the_shape_the_issue_asks_for() -> None:
-    assert len(MANIFEST.secrets) == 5000 and len(MANIFEST.services) == 50
-    assert sorted(len(paths) for paths in READS.values())[-2:] == [104, 2000]
-    assert len(READS[BULK]) == 2000
+    assert len(MANIFEST.secrets) == SECRETS == 5000 and len(MANIFEST.services) == 50
+    assert len(READS[BULK]) == 2000 and max(len(READS[s]) for s in SERVICES[1:]) < 2000
     assert sorted(len(s.readers) for s in MANIFEST.secrets.values())[-2:] == [2, 40]
     assert min(len(paths) for paths in READS.values()) > 0  # every service reads something: 50 policies
 
@@ -185,7 +184,7 @@ def test_aws_no_role_gets_more_than_ten_read_policies(runs: dict[str, Run]) -> N
 
 def test_aws_every_secret_fits_the_tag_limits(runs: dict[str, Run]) -> None:
     secrets = runs["aws"].of_type(AWS_SECRET)
-    assert len(secrets) == 5000
+    assert len(secrets) == SECRETS
     for secret in secrets:
         tags = secret["inputs"]["tags"]
         assert len(tags) <= SECRET_MAX_TAGS
@@ -200,7 +199,7 @@ def test_aws_each_service_reads_exactly_its_manifest_secrets(runs: dict[str, Run
     aws = runs["aws"]
     tags_of = {s["arn"]: s["inputs"]["tags"] for s in aws.of_type(AWS_SECRET)}
     arn_of = {s["inputs"]["name"]: s["arn"] for s in aws.of_type(AWS_SECRET)}
-    assert len(tags_of) == 5000  # one ARN each
+    assert len(tags_of) == SECRETS  # one ARN each
     foreign = arn_of[f"{NS}/{path_of(0)}"].replace(f":secret:{NS}/", ":secret:prod/")
     everyone = {f"read-{s}": "true" for s in SERVICES[:47]}
     documents = {p["inputs"]["name"]: p["inputs"]["policy"] for p in aws.of_type(IAM_POLICY)}
