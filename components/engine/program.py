@@ -15,6 +15,7 @@ import gc
 import json
 import os
 import runpy
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -200,6 +201,8 @@ class RecordingMonitor(MockMonitor):  # type: ignore[misc]
         super().__init__(mocks)
         self.handler = handler or mocks_handler(mocks)
         self.recorded: list[Registration] = []
+        self.urns: set[str] = set()
+        """Of `recorded`: a 10,000-resource program must not scan the list per registration."""
         self.duplicates: list[str] = []
         self.root_urn = ""
         self._lock = threading.Lock()
@@ -237,8 +240,9 @@ class RecordingMonitor(MockMonitor):  # type: ignore[misc]
         )
         # One registration at a time: the SDK registers from several threads, the engine steps in order.
         with self._lock:
-            if any(r.urn == urn for r in self.recorded):
+            if urn in self.urns:
                 self.duplicates.append(urn)
+            self.urns.add(urn)
             self.recorded.append(registration)
             resource_id, outputs = self.handler(registration)
         state = _sync_await(rpc.serialize_properties(outputs, {}))
@@ -329,6 +333,36 @@ def _cwd(path: Path) -> Iterator[None]:
         os.chdir(before)
 
 
+PACKAGE = "components"
+
+
+@contextmanager
+def _program_package(project_dir: Path) -> Iterator[None]:
+    """A program from another checkout (`project_dir` with its own `components/`, e.g. an older commit's)
+    imports that checkout's package, as its own `pulumi up` process would; the engine's modules
+    (`components.engine`) stay as they are, and everything is put back afterwards."""
+    loaded = sys.modules.get(PACKAGE)
+    own = project_dir.resolve() / PACKAGE
+    if not (own / "__init__.py").exists() or (loaded is not None and Path(loaded.__path__[0]).resolve() == own):
+        yield
+        return
+
+    def swappable(name: str) -> bool:
+        return (name == PACKAGE or name.startswith(f"{PACKAGE}.")) and not name.startswith(f"{PACKAGE}.engine")
+
+    saved = {name: module for name, module in sys.modules.items() if swappable(name)}
+    for name in saved:
+        del sys.modules[name]
+    sys.path.insert(0, str(own.parent))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(own.parent))
+        for name in [n for n in sys.modules if swappable(n)]:
+            del sys.modules[name]
+        sys.modules.update(saved)
+
+
 def run_program(
     stack: str,
     config: Mapping[str, object] | None = None,
@@ -342,7 +376,8 @@ def run_program(
     project_dir: Path | None = None,
 ) -> ProgramRun:
     """Run `program` as `pulumi up` (or `preview`) would for `stack`, in `project_dir` (where
-    `Pulumi.yaml` is; default: the program's directory).
+    `Pulumi.yaml` is; default: the program's directory), with `project_dir`'s own `components` package
+    if it has one (another checkout of this project).
 
     Registrations go to `handler`, else to `mocks` (default: `DefaultMocks`). Program errors propagate;
     a duplicate URN raises `ProgramError`, as the engine refuses one.
@@ -376,7 +411,7 @@ def run_program(
     # when it is collected. The error itself propagates from `main()`; drop the echoes.
     _ensure_event_loop().set_exception_handler(_drop_unretrieved_futures)
     try:
-        with _cwd(project_dir):
+        with _cwd(project_dir), _program_package(project_dir):
             main()
     finally:
         if gc_was_enabled:
