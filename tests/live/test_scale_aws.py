@@ -3,9 +3,7 @@
 exact-ARN program (commit ed7b09e) deployed moves to attribute-based access with no secret replaced
 (and, on Vault, with nothing replaced at all)."""
 
-import io
 import json
-import subprocess
 import tarfile
 from collections import Counter
 from pathlib import Path
@@ -154,15 +152,13 @@ def test_a_read_tag_added_by_hand_is_over_granted_and_one_removed_is_denied(scal
 
 @pytest.fixture(scope="module")
 def old_program(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Commit ed7b09e's program, project files and committed manifest, extracted from git."""
+    """Commit ed7b09e's program and project files (the last release with exact-ARN policies and env-key
+    logical names), from tests/fixtures/releases/: a snapshot of our own previous release, so the upgrade
+    is proven on any checkout, shallow or not. Made with
+    `git archive --format=tar ed7b09e __main__.py Pulumi.yaml Pulumi.staging.yaml secrets.manifest.yaml
+    components/{__init__,naming,settings,manifest,envfile,errors,vault_store,aws_store,policies}.py | gzip -9n`."""
     folder = tmp_path_factory.mktemp("old-program")
-    files = ["__main__.py", "Pulumi.yaml", "Pulumi.staging.yaml", "secrets.manifest.yaml", "components"]
-    archived = subprocess.run(
-        ["git", "-C", str(REPO), "archive", "--format=tar", OLD_PROGRAM, *files], capture_output=True, check=False
-    )
-    if archived.returncode != 0:
-        pytest.fail(f"commit {OLD_PROGRAM} is not in this clone: fetch its history (actions/checkout fetch-depth: 0)")
-    with tarfile.open(fileobj=io.BytesIO(archived.stdout)) as tar:
+    with tarfile.open(REPO / "tests" / "fixtures" / "releases" / f"{OLD_PROGRAM}-program.tar.gz") as tar:
         tar.extractall(folder, filter="data")
     return folder / "__main__.py"
 
