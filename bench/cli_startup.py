@@ -17,7 +17,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 LIMIT_MS = 500.0
 COMMANDS = [["-c", "pass"], ["-m", "components", "--help"]] + [
-    ["-m", "components", command, "--help"] for command in ("derive", "check", "template", "verify", "gate")
+    ["-m", "components", command, "--help"]
+    for command in ("derive", "check", "template", "verify", "run", "gate", "demo", "adopt")
 ]
 
 

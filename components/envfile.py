@@ -20,8 +20,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from dotenv.parser import parse_stream
-
 from components.errors import InputError
 
 KEY_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -66,6 +64,10 @@ class EnvEntry:
 
 def read_env(path: Path | str) -> dict[str, EnvEntry]:
     """Return KEY -> (value, line) in file order; raise InputError naming `file:line` on any problem."""
+    # Imported here: the package's `__init__` pulls in logging, tempfile and more (~10 ms), which the
+    # modules that only need this file's patterns (the manifest, `run` without --env-file) do not pay.
+    from dotenv.parser import parse_stream
+
     path = Path(path)
     try:
         raw = path.read_bytes()

@@ -4,7 +4,6 @@ lives and which services read it. It never holds a value.
 Pure and typed; no Pulumi import, so the CLI starts fast.
 """
 
-import hashlib
 import re
 import urllib.parse
 from dataclasses import dataclass, field
@@ -293,4 +292,6 @@ def dump(manifest: Manifest) -> str:
 
 
 def sha256_of_file(path: Path | str) -> str:
+    import hashlib  # only the program needs it; the CLI's start-up does not
+
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
