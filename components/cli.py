@@ -332,9 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--namespace", required=True, help="the environment prefix, e.g. staging")
     _manifest_arg(p)
     p.add_argument("--vault-mount", default=DEFAULT_MOUNT, help="KV v2 mount (default: %(default)s)")
-    p.add_argument(
-        "--approle-mount", default=DEFAULT_APPROLE_MOUNT, help="AppRole auth mount (default: %(default)s)"
-    )
+    p.add_argument("--approle-mount", default=DEFAULT_APPROLE_MOUNT, help="AppRole auth mount (default: %(default)s)")
     p.add_argument("--out", type=Path, default=Path("import.json"), help="import file (default: %(default)s)")
     p.add_argument(
         "--restore",
