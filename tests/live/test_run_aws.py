@@ -1,8 +1,9 @@
 """`components run --backend aws` against a live moto server.
 
-The staging secrets are created as the program declares them (names, `read-<service>` tags, the example
-.env's values; `run_helpers.provision_aws`). Every run goes through a proxy that records each call, so
-what `run` asks for is observed on the wire.
+The staging stack is deployed by the real program through the lifecycle engine (secrets with the example
+.env's values and their `read-<service>` tags, versions, policies); the other namespaces, made to fail or
+to be large, are written the same way with `run_helpers.provision_aws`. Every run goes through a proxy
+that records each call, so what `run` asks for is observed on the wire.
 
 What moto can and cannot prove (moto 5.2, checked in its source and by these tests):
 - IAM enforcement (`POST /moto-api/reset-auth` with `0`) checks the ACTION of each call against the
@@ -89,8 +90,12 @@ def client(url: str, service: str, **keys: str) -> Any:
 
 @pytest.fixture(scope="module")
 def staging(moto: Server) -> Server:
+    """The staging stack deployed on AWS by the real program through the lifecycle engine."""
+    from components.engine import Engine
+
     reset_moto(moto.url)
-    provision_aws(client(moto.url, "secretsmanager"), STAGING, VALUES)
+    config = {"backend": "aws", "aws:region": "us-east-1", "envFile": str(EXAMPLE_ENV), "awsRecoveryWindowInDays": 7}
+    Engine(aws_endpoint=moto.url).up("staging", config)
     return moto
 
 
